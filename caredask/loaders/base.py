@@ -1,0 +1,93 @@
+"""What every loader returns (:class:`LazyImage`) and how a picklable reader becomes dask.
+
+A loader never holds an open file handle in the graph: it builds a small picklable *reader*
+(an object with ``shape``, ``dtype``, ``ndim`` and numpy-style ``__getitem__`` that opens the
+file itself) and wraps it with :func:`reader_to_dask`, whose task names are deterministic
+(tokenised from the source identity: path, size, mtime and read parameters).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import dask.array as da
+import numpy as np
+from dask.base import tokenize
+
+__all__ = ["ArrayReader", "LazyImage", "file_identity", "reader_to_dask"]
+
+
+class ArrayReader(Protocol):
+    """A picklable, lazily opening array-like: what :func:`reader_to_dask` wraps."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    ndim: int
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class LazyImage:
+    """One image as caredask sees it.
+
+    Attributes
+    ----------
+    data : dask.array.Array
+        The pixels, lazily; computing it reads only the chunks asked for.
+    axes : str
+        One letter of ``STCZYX`` per dimension of ``data``.
+    name : str
+        A readable identifier (file name, ``file.czi@scene``, array path).
+    source : str
+        Where the pixels come from (path or URI), for messages and provenance.
+    """
+
+    data: da.Array
+    axes: str
+    name: str
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.axes) != self.data.ndim:
+            from ..errors import AxesError
+
+            raise AxesError(
+                f"{self.source or self.name}: axes {self.axes!r} have {len(self.axes)} letters "
+                f"but the image has {self.data.ndim} dimensions {self.data.shape}; "
+                "pass axes with one letter per dimension"
+            )
+
+
+def file_identity(path: str | os.PathLike[str]) -> tuple[str, int, int]:
+    """``(absolute path, size, mtime_ns)``: what a task name depends on for a file."""
+    st = os.stat(path)
+    return (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+
+
+def reader_to_dask(
+    reader: ArrayReader,
+    chunks: Any,
+    identity: Any,
+    prefix: str = "caredask-read",
+) -> da.Array:
+    """Wrap a picklable reader as a dask array with a deterministic name.
+
+    Parameters
+    ----------
+    reader : ArrayReader
+        Opens its source inside ``__getitem__``; must pickle without open handles.
+    chunks : chunks specification
+        Dask chunks (e.g. the store's own chunks or multiples of them).
+    identity : object
+        Everything that determines the pixels (path, size, mtime, series, level, ...).
+    prefix : str
+        Readable start of the task name.
+    """
+    name = f"{prefix}-{tokenize(identity, chunks)}"
+    meta = np.empty((0,) * reader.ndim, dtype=reader.dtype)
+    return da.from_array(
+        reader, chunks=chunks, name=name, lock=False, asarray=False, meta=meta, inline_array=False
+    )
