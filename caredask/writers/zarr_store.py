@@ -1,0 +1,411 @@
+"""Streaming Zarr v3 store for training patches.
+
+Layout of a store (a Zarr v3 group)::
+
+    <path>/zarr.json      attributes: axes, caredask (provenance record), complete
+    <path>/X              float32 (n_patches, *x_shape), chunks (1, *x_shape)
+    <path>/Y              float32 (n_patches, *y_shape), chunks (1, *y_shape)
+
+One chunk per patch: writes of different rows never share a chunk, so concurrent writers need no
+lock. The store is built in the sibling directory ``<path>.partial`` and renamed to ``<path>``
+only by :meth:`TrainingDataWriter.close`, after every row was written; ``complete: true`` is set
+only then. A killed run therefore leaves a ``*.partial`` directory, never a complete-looking store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import zarr
+from numpy.typing import ArrayLike
+
+from .. import __version__
+from ..axes import axes_check_and_normalize
+from ..errors import AxesError, InputError
+
+__all__ = ["STORE_KIND", "TrainingDataWriter", "save_training_data_zarr"]
+
+STORE_KIND = "caredask-training-data"
+"""Value of ``attrs['caredask']['kind']`` that identifies a caredask training data store."""
+
+
+def _local_path(path: str | os.PathLike[str]) -> Path:
+    """Validate that ``path`` is a local file system path and return it."""
+    if not isinstance(path, str | os.PathLike):
+        raise InputError(f"path must be a str or pathlib.Path, got {type(path).__name__}")
+    if "://" in str(path):
+        raise InputError(
+            f"training data store {str(path)!r}: only local paths are supported (the store is "
+            "renamed into place on close); write locally and copy it afterwards"
+        )
+    return Path(path)
+
+
+def _jsonable(value: Any) -> Any:
+    """Convert numpy scalars/arrays, tuples and paths in ``value`` to JSON types."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
+def _check_json(record: dict[str, Any]) -> dict[str, Any]:
+    """Return ``record`` converted to JSON types; raise InputError if it cannot be."""
+    out = _jsonable(record)
+    try:
+        json.dumps(out, allow_nan=True)
+    except (TypeError, ValueError) as e:
+        raise InputError(
+            f"provenance attributes must be JSON-serialisable ({e}); pass numbers, strings, "
+            "lists and dicts"
+        ) from None
+    return out
+
+
+def _is_caredask_store(path: Path) -> bool:
+    """True if ``path`` is a directory holding a caredask training data group."""
+    meta = path / "zarr.json"
+    if not path.is_dir() or not meta.is_file():
+        return False
+    try:
+        attrs = json.loads(meta.read_text()).get("attributes", {})
+    except (OSError, ValueError):
+        return False
+    record = attrs.get("caredask") if isinstance(attrs, dict) else None
+    return isinstance(record, dict) and record.get("kind") == STORE_KIND
+
+
+def _check_destination(path: Path, overwrite: bool) -> None:
+    """Refuse an existing ``path`` unless ``overwrite`` and it is a caredask store or empty."""
+    if not os.path.lexists(path):
+        return
+    if not overwrite:
+        raise InputError(
+            f"training data store {str(path)!r} already exists; pass overwrite=True to replace "
+            "it or choose another path"
+        )
+    empty_dir = path.is_dir() and not path.is_symlink() and not any(path.iterdir())
+    if not (empty_dir or (_is_caredask_store(path) and not path.is_symlink())):
+        raise InputError(
+            f"refusing to overwrite {str(path)!r}: it is not a caredask training data store "
+            "(nor an empty directory), so it may hold other data; remove it yourself or choose "
+            "another path"
+        )
+
+
+def _remove_stale_partial(partial: Path) -> None:
+    """Remove a leftover ``*.partial`` store of an interrupted run (only if it is ours)."""
+    if not os.path.lexists(partial):
+        return
+    if _is_caredask_store(partial) and not partial.is_symlink():
+        shutil.rmtree(partial)
+        return
+    raise InputError(
+        f"{str(partial)!r} exists and is not an interrupted caredask store; caredask needs this "
+        "name for its temporary store: remove it or choose another path"
+    )
+
+
+class TrainingDataWriter:
+    """Write training patches row by row (in any order, from any thread) into a Zarr v3 store.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Local destination directory (conventionally ``*.zarr``).
+    n_patches : int
+        Number of patches (rows) the store will hold.
+    x_shape, y_shape : tuple of int
+        Shape of one source and one target patch (without the sample axis).
+    axes : str
+        Axes of ``X`` including the leading sample axis, e.g. ``'SCZYX'``.
+    overwrite : bool, default False
+        Replace an existing store at ``path``. Even then only a caredask store or an empty
+        directory is replaced, and only on :meth:`close`.
+    attrs : dict, optional
+        Provenance record (sources, patch size, seed, percentiles, coordinates, ...), stored as
+        ``attrs['caredask']``; see :meth:`set_attrs`.
+
+    Raises
+    ------
+    InputError
+        Bad sizes, ``path`` exists (without ``overwrite``) or is not a caredask store.
+    AxesError
+        ``axes`` does not match the patch shapes.
+
+    Notes
+    -----
+    Use it as a context manager: an exception inside the ``with`` block removes the temporary
+    store, and a normal exit calls :meth:`close`. Writes are thread-safe for distinct rows; the
+    arrays :attr:`X` and :attr:`Y` are picklable, so they can also be targets of ``da.store``
+    (with dask chunks covering whole rows and ``lock=False``).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        n_patches: int,
+        x_shape: tuple[int, ...],
+        y_shape: tuple[int, ...],
+        axes: str,
+        *,
+        overwrite: bool = False,
+        attrs: dict[str, Any] | None = None,
+    ) -> None:
+        self.path = _local_path(path)
+        self.partial_path = self.path.with_name(self.path.name + ".partial")
+        self.n_patches = int(n_patches)
+        x_shape, y_shape = tuple(map(int, x_shape)), tuple(map(int, y_shape))
+        self.axes = axes_check_and_normalize(axes)
+        self._overwrite = overwrite
+        self._check_shapes(x_shape, y_shape)
+        self._record: dict[str, Any] = _check_json({"kind": STORE_KIND, **(attrs or {})})
+        self._record.setdefault("caredask_version", __version__)
+        _check_destination(self.path, overwrite)
+        _remove_stale_partial(self.partial_path)
+        self.partial_path.parent.mkdir(parents=True, exist_ok=True)
+        self._closed = False
+        self._group = zarr.open_group(
+            self.partial_path,
+            mode="w-",
+            zarr_format=3,
+            attributes=self._attributes(complete=False),
+        )
+        self.X = self._create("X", x_shape)
+        self.Y = self._create("Y", y_shape)
+
+    def _check_shapes(self, x_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> None:
+        """Validate the number of patches, the patch shapes and the axes."""
+        if self.n_patches <= 0:
+            raise InputError(f"n_patches must be positive, got {self.n_patches} for {self.path}")
+        if len(self.axes) != 1 + len(x_shape):
+            raise AxesError(
+                f"axes {self.axes!r} has {len(self.axes)} letters but X patches have "
+                f"{1 + len(x_shape)} dimensions (1 + len(x_shape={x_shape})): give one letter per "
+                "dimension, the first for the samples"
+            )
+        if len(y_shape) != len(x_shape) or min(x_shape + y_shape, default=1) <= 0:
+            raise InputError(
+                f"patch shapes x_shape={x_shape} and y_shape={y_shape} for {self.path} must have "
+                "the same number of dimensions and positive sizes (keep reduced axes as size 1)"
+            )
+
+    def _create(self, name: str, shape: tuple[int, ...]) -> zarr.Array:
+        """Create one float32 array with one chunk per patch."""
+        return self._group.create_array(
+            name,
+            shape=(self.n_patches, *shape),
+            chunks=(1, *shape),
+            dtype="float32",
+            fill_value=0.0,
+            dimension_names=list(self.axes),
+            config={"write_empty_chunks": True},
+        )
+
+    def _attributes(self, complete: bool) -> dict[str, Any]:
+        return {"axes": self.axes, "caredask": self._record, "complete": complete}
+
+    def write(self, rows: ArrayLike, X: ArrayLike, Y: ArrayLike) -> None:
+        """Write patches ``X[i], Y[i]`` to rows ``rows[i]`` (unique, any order).
+
+        Parameters
+        ----------
+        rows : array_like of int
+            Destination rows along the sample axis, each in ``[0, n_patches)``, no repeats.
+        X, Y : array_like
+            ``(len(rows), *x_shape)`` and ``(len(rows), *y_shape)``; cast to float32.
+
+        Raises
+        ------
+        InputError
+            The writer is closed, or rows or shapes do not fit.
+        """
+        if self._closed:
+            raise InputError(f"writer for {self.path} is closed; open a new TrainingDataWriter")
+        idx = self._check_rows(rows)
+        for name, data, arr in (("X", X, self.X), ("Y", Y, self.Y)):
+            data = np.asarray(data, dtype=np.float32)
+            if data.shape != (idx.size, *arr.shape[1:]):
+                raise InputError(
+                    f"{name} has shape {data.shape}, expected {(idx.size, *arr.shape[1:])} "
+                    f"for {idx.size} rows of {self.path}"
+                )
+            if idx.size:
+                arr.oindex[idx] = data
+
+    def _check_rows(self, rows: ArrayLike) -> np.ndarray:
+        """Return ``rows`` as int64 after checking they are 1-d, unique and in range."""
+        idx = np.asarray(rows)
+        if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
+            raise InputError(f"rows must be a 1-d array of int, got {idx.dtype} {idx.shape}")
+        idx = idx.astype(np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n_patches):
+            raise InputError(
+                f"rows must lie in [0, {self.n_patches}) for {self.path}; got "
+                f"{idx.min()}..{idx.max()}"
+            )
+        if np.unique(idx).size != idx.size:
+            raise InputError(f"rows must be unique when writing to {self.path}")
+        return idx
+
+    def set_attrs(self, **attrs: Any) -> None:
+        """Merge ``attrs`` into the provenance record ``attrs['caredask']`` (JSON-serialisable).
+
+        Raises
+        ------
+        InputError
+            The writer is closed or a value cannot be stored as JSON.
+        """
+        if self._closed:
+            raise InputError(f"writer for {self.path} is closed; set attributes before close()")
+        self._record.update(_check_json(attrs))
+        self._record["kind"] = STORE_KIND
+        self._group.attrs.put(self._attributes(complete=False))
+
+    def missing_rows(self) -> np.ndarray:
+        """Rows not yet written to both ``X`` and ``Y`` (from the chunks present on disk)."""
+        done = np.ones(self.n_patches, dtype=bool)
+        for name in ("X", "Y"):
+            written = np.zeros(self.n_patches, dtype=bool)
+            chunk_dir = self.partial_path / name / "c"
+            if chunk_dir.is_dir():
+                idx = [int(n) for n in os.listdir(chunk_dir) if n.isdigit()]
+                written[np.asarray(idx, dtype=np.int64)] = True
+            done &= written
+        return np.flatnonzero(~done)
+
+    def close(self) -> None:
+        """Check every row was written, mark the store complete and move it to :attr:`path`.
+
+        Raises
+        ------
+        InputError
+            Rows are missing, or the destination appeared and cannot be replaced.
+        """
+        if self._closed:
+            return
+        missing = self.missing_rows()
+        if missing.size:
+            raise InputError(
+                f"{missing.size} of {self.n_patches} patches were never written to {self.path} "
+                f"(first missing rows: {missing[:10].tolist()}); write every row before close()"
+            )
+        _check_destination(self.path, self._overwrite)
+        self._group.attrs.put(self._attributes(complete=True))
+        old = None
+        if os.path.lexists(self.path):
+            old = self.path.with_name(f".{self.path.name}.old-{uuid.uuid4().hex}")
+            os.replace(self.path, old)
+        os.replace(self.partial_path, self.path)
+        self._closed = True
+        if old is not None:
+            shutil.rmtree(old)
+
+    def abort(self) -> None:
+        """Discard the temporary store; the destination is left untouched."""
+        self._closed = True
+        shutil.rmtree(self.partial_path, ignore_errors=True)
+
+    def __enter__(self) -> TrainingDataWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self.abort()
+            return
+        try:
+            self.close()
+        except BaseException:
+            self.abort()
+            raise
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return (
+            f"TrainingDataWriter({str(self.path)!r}, n_patches={self.n_patches}, "
+            f"X{tuple(self.X.shape)}, Y{tuple(self.Y.shape)}, axes={self.axes!r}, {state})"
+        )
+
+
+def save_training_data_zarr(
+    path: str | os.PathLike[str],
+    X: Any,
+    Y: Any,
+    axes: str,
+    attrs: dict[str, Any] | None = None,
+    overwrite: bool = True,
+) -> Path:
+    """Save whole ``X``/``Y`` arrays (numpy or dask) as a caredask Zarr v3 training data store.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Local destination directory, used as given (no suffix change).
+    X, Y : numpy.ndarray or dask.array.Array
+        Patches with the sample axis first; dask arrays are written block by block in parallel
+        (rechunked to whole rows, ``da.store(..., lock=False)``), without loading them in memory.
+    axes : str
+        Axes of ``X``, e.g. ``'SCYX'``.
+    attrs : dict, optional
+        Provenance record stored as ``attrs['caredask']``.
+    overwrite : bool, default True
+        Replace an existing caredask store at ``path`` (like csbdeep's ``save_training_data``).
+
+    Returns
+    -------
+    Path
+        The store written.
+
+    Raises
+    ------
+    InputError, AxesError
+        As for :class:`TrainingDataWriter`, or if ``X`` and ``Y`` differ in their number of rows.
+    """
+    if not (hasattr(X, "shape") and hasattr(Y, "shape")):
+        X, Y = np.asarray(X), np.asarray(Y)
+    if X.shape[:1] != Y.shape[:1] or X.ndim < 1:
+        raise InputError(
+            f"X {X.shape} and Y {Y.shape} must have the same number of patches along the first "
+            f"axis to be saved to {str(path)!r}"
+        )
+    writer = TrainingDataWriter(
+        path, X.shape[0], X.shape[1:], Y.shape[1:], axes, overwrite=overwrite, attrs=attrs
+    )
+    with writer:
+        if hasattr(X, "dask") or hasattr(Y, "dask"):
+            _store_dask(X, Y, writer)
+        else:
+            writer.write(np.arange(X.shape[0]), X, Y)
+    return writer.path
+
+
+def _store_dask(X: Any, Y: Any, writer: TrainingDataWriter) -> None:
+    """Store dask ``X``/``Y`` blockwise, each block covering whole rows (= whole zarr chunks)."""
+    import dask.array as da
+
+    sources: list[Any] = []
+    targets: list[Any] = [writer.X, writer.Y]
+    for a in (X, Y):
+        a = da.asarray(a).astype(np.float32)
+        sources.append(a.rechunk({i: -1 for i in range(1, a.ndim)}))
+    da.store(sources, targets, lock=False)
