@@ -217,6 +217,13 @@ class TrainingDataWriter:
             config={"write_empty_chunks": True},
         )
 
+    def add_array(self, name: str, data: ArrayLike) -> None:
+        """Store a small side array (e.g. patch coordinates) next to ``X`` and ``Y``."""
+        if name in ("X", "Y"):
+            raise InputError(f"{name!r} is reserved in {self.path}; choose another array name")
+        arr = np.asarray(data)
+        self._group.create_array(name, shape=arr.shape, dtype=arr.dtype, overwrite=True)[...] = arr
+
     def _attributes(self, complete: bool) -> dict[str, Any]:
         return {"axes": self.axes, "caredask": self._record, "complete": complete}
 

@@ -1,0 +1,116 @@
+"""Blockwise patch-eligibility masks: csbdeep's background filter and pixel masks, exactly.
+
+csbdeep marks a patch centre eligible when ``maximum_filter(y.astype(float32), h, mode='constant')
+> thr`` with ``h = p//2`` (``p`` for ``p == 1``).  A maximum exceeds ``thr`` exactly when some
+element of the window does, so the same mask is the box dilation of ``y > thr`` with the
+padding value ``0 > thr``: a boolean stencil with a fixed halo, computed here with one
+``map_overlap``.  The result is then reduced to per-line counts in C order (packed bits), which
+is all that is needed to turn csbdeep's C-order ranks into coordinates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import dask.array as da
+import numpy as np
+from scipy import ndimage as ndi
+
+__all__ = [
+    "border_slices",
+    "dilate_above",
+    "dilate_above_mask",
+    "erode_mask",
+    "erode_pixel_mask",
+    "filter_size",
+    "line_counts",
+    "pack_lines",
+    "packed_line_counts",
+    "packed_mask",
+]
+
+
+def filter_size(patch_size: Sequence[int]) -> tuple[int, ...]:
+    """csbdeep's maximum-filter window: half the patch, but 1 stays 1."""
+    return tuple(p // 2 if p > 1 else p for p in patch_size)
+
+
+def border_slices(shape: Sequence[int], patch_size: Sequence[int]) -> tuple[slice, ...]:
+    """Centres whose patch lies fully inside: ``p//2 <= r <= d - p + p//2`` on every axis."""
+    return tuple(slice(p // 2, d - p + p // 2 + 1) for p, d in zip(patch_size, shape, strict=True))
+
+
+def _above(block: np.ndarray, threshold: np.floating) -> np.ndarray:
+    # csbdeep compares float32(y) > float32 thr; small types compare exactly without the cast.
+    if block.dtype.kind == "b" or block.dtype.itemsize <= 2 or block.dtype == np.float32:
+        return np.greater(block, threshold)
+    return np.greater(block.astype(np.float32), threshold)
+
+
+def dilate_above(
+    block: np.ndarray, threshold: np.floating, size: tuple[int, ...], cval: bool
+) -> np.ndarray:
+    """Kernel: box dilation of ``block > threshold`` (window ``[i - h//2, i + h - h//2 - 1]``)."""
+    return ndi.maximum_filter(_above(block, threshold), size=size, mode="constant", cval=cval)
+
+
+def erode_mask(block: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
+    """Kernel: csbdeep's pixel-mask rule, a box erosion over the full patch (outside = False)."""
+    return ndi.minimum_filter(block, size=size, mode="constant", cval=False)
+
+
+def _halo(size: Sequence[int]) -> tuple[int, ...]:
+    # The window reaches h//2 to the left and h - h//2 - 1 <= h//2 to the right.
+    return tuple(s // 2 for s in size)
+
+
+def dilate_above_mask(y: da.Array, threshold: np.floating, patch_size: Sequence[int]) -> da.Array:
+    """Dask twin of csbdeep's ``no_background_patches`` mask for a given threshold."""
+    thr = threshold
+    size = filter_size(patch_size)
+    cval = bool(np.float32(0) > thr)
+    return y.map_overlap(
+        dilate_above,
+        depth=_halo(size),
+        boundary="none",
+        dtype=bool,
+        meta=np.empty((0,) * y.ndim, dtype=bool),
+        threshold=thr,
+        size=size,
+        cval=cval,
+    )
+
+
+def erode_pixel_mask(mask: da.Array, patch_size: Sequence[int]) -> da.Array:
+    """Dask twin of csbdeep's ``minimum_filter(mask, patch_size, mode='constant', cval=False)``."""
+    size = tuple(int(p) for p in patch_size)
+    return mask.map_overlap(
+        erode_mask,
+        depth=_halo(size),
+        boundary="none",
+        dtype=bool,
+        meta=np.empty((0,) * mask.ndim, dtype=bool),
+        size=size,
+    )
+
+
+def pack_lines(block: np.ndarray) -> np.ndarray:
+    """Kernel: pack a boolean block into bits along its last axis."""
+    return np.packbits(block, axis=-1)
+
+
+def line_counts(packed: np.ndarray) -> np.ndarray:
+    """Kernel: number of set bits on each line of a packed block, shape ``(..., 1)``."""
+    return np.bitwise_count(packed).sum(axis=-1, dtype=np.int64, keepdims=True)
+
+
+def packed_mask(mask: da.Array) -> da.Array:
+    """Bit-pack a boolean dask array along its last axis (1 bit per voxel, per block)."""
+    chunks = (*mask.chunks[:-1], tuple(-(-c // 8) for c in mask.chunks[-1]))
+    return mask.map_blocks(pack_lines, chunks=chunks, dtype=np.uint8)
+
+
+def packed_line_counts(packed: da.Array) -> da.Array:
+    """Per (line, last-axis block) counts of a packed mask: shape ``(*lead, n_blocks_last)``."""
+    chunks = (*packed.chunks[:-1], (1,) * len(packed.chunks[-1]))
+    return packed.map_blocks(line_counts, chunks=chunks, dtype=np.int64)

@@ -1,0 +1,356 @@
+"""``create_patches`` with csbdeep's signature and exact output, and caredask's native API."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..axes import axes_check_and_normalize, axes_dict
+from ..errors import AxesError, InputError
+from ..masks.filters import BackgroundFilter, no_background_patches
+from ..statistics.normalize import PercentileNormalization, sample_percentiles
+from ..transforms import Transform, broadcast_target, is_rng_free
+from ..writers.npz import save_training_data
+from .pipeline import Checker, PatchJob, compose_transforms, pull_items, run_pipeline
+from .sinks import MemorySink, ZarrSink
+
+__all__ = ["create_patches", "create_patches_reduced_target", "generate_training_data"]
+
+# csbdeep's defaults, built without its import-time validation draws (those happen when
+# ``caredask.csbdeep`` is imported, as with ``csbdeep.data``).
+_DEFAULT_NORMALIZATION = PercentileNormalization(sample_percentiles())
+_DEFAULT_FILTER = no_background_patches()
+
+
+def _is_zarr(save_file: Any) -> bool:
+    return save_file is not None and str(save_file).rstrip("/").endswith(".zarr")
+
+
+def _progress(total: int, verbose: bool) -> Any:
+    if not verbose:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="image", file=sys.stdout)
+
+
+def _run(
+    raw_data: Any,
+    patch_size: Sequence[int],
+    n_patches_per_image: int,
+    *,
+    patch_axes: str | None,
+    save_file: Any,
+    transforms: Sequence[Transform] | None,
+    patch_filter: Any,
+    normalization: Any,
+    shuffle: bool,
+    verbose: bool,
+    rng: np.random.RandomState,
+    overwrite: bool = True,
+    provenance: dict[str, Any] | None = None,
+) -> tuple[Any, Any, str]:
+    patch_size = tuple(int(p) for p in patch_size)
+    k = int(n_patches_per_image)
+    if k <= 0:
+        raise InputError(f"n_patches_per_image={n_patches_per_image} must be a positive integer")
+    apply, n_tf, tf_rng_free = compose_transforms(transforms, patch_axes)
+    n_images = int(raw_data.size) * n_tf
+    n_total = n_images * k
+    names = list(getattr(raw_data.generator, "_caredask_names", []))
+    names = [f"{nm}#{t}" for nm in names for t in range(n_tf)] if n_tf > 1 else names
+    bar = _progress(n_images, verbose)
+    job = PatchJob(
+        patch_size,
+        k,
+        patch_filter,
+        normalization,
+        rng,
+        progress=None if bar is None else bar.update,
+    )
+    if verbose:
+        print(f"{n_images} raw images x {k} patches -> {n_total} patches of size {patch_size}")
+    check = Checker(patch_size)
+    items: Any = pull_items(apply(raw_data.generator()), n_images, names, job, check)
+    # csbdeep draws the shuffle permutation after every per-image draw.  When neither the
+    # generator nor the transforms draw random numbers, all images are pulled first (metadata
+    # only), so the permutation is known before any patch is computed and patches stream to
+    # their final rows.
+    planned = job.known and is_rng_free(raw_data.generator) and tf_rng_free
+    perm = None
+    if planned:
+        items = list(items)
+        _check_count(len(items), n_images)
+        perm = rng.permutation(n_total) if shuffle else None
+    sink: Any = MemorySink(n_total, patch_size, k, perm)
+    if _is_zarr(save_file) and planned:
+        assert check.axes is not None
+        sink = ZarrSink(
+            save_file,
+            n_total,
+            _out_shape(patch_size, check.channel),
+            _output_axes(check.axes),
+            k,
+            perm,
+            check.channel,
+            overwrite,
+        )
+    try:
+        n_done = run_pipeline(iter(items), job, check, sink)
+        _check_count(n_done, n_images)
+    except BaseException:
+        if isinstance(sink, ZarrSink):
+            sink.abort()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    assert check.axes is not None
+    if not planned and shuffle:
+        perm = rng.permutation(n_total)
+    axes_out = _output_axes(check.axes)
+    record = {
+        "sources": names,
+        "axes": check.axes,
+        "patch_size": list(patch_size),
+        "n_patches_per_image": k,
+        "shuffle": bool(shuffle),
+        "caredask_version": __version__,
+        **(provenance or {}),
+    }
+    return _finish(
+        sink,
+        None if planned else perm,
+        check.channel,
+        axes_out,
+        save_file,
+        record,
+        overwrite,
+        verbose,
+    )
+
+
+def _check_count(n: int, n_images: int) -> None:
+    if n < n_images:
+        raise InputError(
+            f"raw data yielded {n} images, fewer than its size {n_images}; fix the generator "
+            "or the size of the RawData"
+        )
+
+
+def _finish(
+    sink: Any,
+    perm: np.ndarray | None,
+    channel: int | None,
+    axes_out: str,
+    save_file: Any,
+    record: dict[str, Any],
+    overwrite: bool,
+    verbose: bool,
+) -> tuple[Any, Any, str]:
+    if isinstance(sink, ZarrSink):
+        import dask.array as da
+        import zarr
+
+        g = zarr.open_group(sink.close(record), mode="r")
+        return da.from_zarr(g["X"]), da.from_zarr(g["Y"]), axes_out
+    X, Y = sink.finish(perm, channel)
+    if _is_zarr(save_file):
+        from ..writers.zarr_store import save_training_data_zarr
+
+        save_training_data_zarr(
+            save_file, X, Y, axes_out, attrs={**record, "images": sink.records}, overwrite=overwrite
+        )
+    elif save_file is not None:
+        if verbose:
+            print(f"Saving data to {Path(save_file).with_suffix('.npz')}.")
+        save_training_data(save_file, X, Y, axes_out)
+    return X, Y, axes_out
+
+
+def _output_axes(axes: str) -> str:
+    return "SC" + axes.replace("C", "")
+
+
+def _out_shape(patch_size: tuple[int, ...], channel: int | None) -> tuple[int, ...]:
+    if channel is None:
+        return (1, *patch_size)
+    rest = [p for i, p in enumerate(patch_size) if i != channel]
+    return (patch_size[channel], *rest)
+
+
+def create_patches(
+    raw_data: Any,
+    patch_size: Sequence[int],
+    n_patches_per_image: int,
+    patch_axes: str | None = None,
+    save_file: str | Path | None = None,
+    transforms: Sequence[Transform] | None = None,
+    patch_filter: Any = _DEFAULT_FILTER,
+    normalization: Any = _DEFAULT_NORMALIZATION,
+    shuffle: bool = True,
+    verbose: bool = True,
+) -> tuple[Any, Any, str]:
+    """Normalised training patches, bit-identical to csbdeep 0.8.2's ``create_patches``.
+
+    Same signature, defaults and use of numpy's global random state as csbdeep: for the same
+    ``np.random.seed``, ``X``, ``Y``, ``axes`` and the random state afterwards are identical.
+    Images are read lazily and in chunks; statistics and masks are computed blockwise.
+
+    Parameters
+    ----------
+    raw_data : RawData
+        Image pairs (``RawData.from_folder``, ``from_arrays``, ``from_sources`` or your own).
+    patch_size : sequence of int
+        Patch size, one entry per axis of the (transformed) images.
+    n_patches_per_image : int
+        Patches sampled from each image.
+    patch_axes : str, optional
+        Axes of the patches (appended as a ``permute_axes`` transform).
+    save_file : str or Path, optional
+        ``*.npz`` (csbdeep's format) or ``*.zarr`` (a Zarr v3 store the patches stream into;
+        ``X`` and ``Y`` are then returned as dask arrays reading from it).
+    transforms : sequence of Transform, optional
+        Applied in order to each image pair.
+    patch_filter : callable or None
+        Default :func:`no_background_patches`; ``None`` samples everywhere.
+    normalization : callable or None
+        Default :func:`norm_percentiles`; ``None`` keeps raw values (as float32).
+    shuffle : bool
+        Shuffle the patches (numpy's global random state).
+    verbose : bool
+        Print a summary and a progress bar.
+
+    Returns
+    -------
+    X, Y : ndarray
+        ``float32`` arrays of shape ``(n_images * n_patches_per_image, C, ...)``.
+    axes : str
+        ``'SC' + axes without 'C'``.
+    """
+    return _run(
+        raw_data,
+        patch_size,
+        n_patches_per_image,
+        patch_axes=patch_axes,
+        save_file=save_file,
+        transforms=transforms,
+        patch_filter=patch_filter,
+        normalization=normalization,
+        shuffle=shuffle,
+        verbose=verbose,
+        rng=np.random.mtrand._rand,
+    )
+
+
+def _fill_none_sizes(
+    raw_data: Any,
+    patch_size: Sequence[int | None],
+    reduction_axes: str,
+    transforms: list[Transform],
+    patch_axes: str | None,
+) -> tuple[int, ...]:
+    if all(s is not None for s in patch_size):
+        return tuple(int(s) for s in patch_size)  # type: ignore[arg-type]
+    apply, _, _ = compose_transforms(transforms, patch_axes)
+    x, _, axes, _ = next(iter(apply(raw_data.generator())))
+    out = []
+    for i, (a, s) in enumerate(zip(axes, patch_size, strict=False)):
+        if s is None and a not in reduction_axes:
+            raise InputError(
+                f"entry of patch_size is None for non reduction axis {a}; give a size for it"
+            )
+        out.append(int(x.shape[i]) if s is None else int(s))
+    return tuple(out)
+
+
+def create_patches_reduced_target(
+    raw_data: Any,
+    patch_size: Sequence[int | None],
+    n_patches_per_image: int,
+    reduction_axes: str,
+    target_axes: str | None = None,
+    **kwargs: Any,
+) -> tuple[Any, Any, str]:
+    """csbdeep's ``create_patches_reduced_target``: targets reduced to size 1 along axes.
+
+    The target is broadcast to the source's shape (first transform), patches are created as
+    with :func:`create_patches`, and ``Y`` keeps index 0 along every reduction axis.  csbdeep's
+    ``TypeError`` for a reduction axis missing from the patches is an :class:`AxesError` here.
+    """
+    reduction_axes = axes_check_and_normalize(reduction_axes, disallowed="S")
+    transforms = [broadcast_target(target_axes), *list(kwargs.get("transforms") or [])]
+    kwargs["transforms"] = transforms
+    save_file = kwargs.pop("save_file", None)
+    patch_size = _fill_none_sizes(
+        raw_data, patch_size, reduction_axes, transforms, kwargs.get("patch_axes")
+    )
+    X, Y, axes = create_patches(raw_data, patch_size, n_patches_per_image, **kwargs)
+    ax = axes_dict(axes)
+    for a in reduction_axes:
+        if a not in axes:
+            raise AxesError(f"reduction axis {a} not present in extracted patches (axes {axes})")
+        if Y.shape[ax[a]] == 1:
+            warnings.warn(
+                f"extracted target patches already have dimensionality 1 along reduction axis {a}.",
+                stacklevel=2,
+            )
+            continue
+        t = np.take(Y, (1,), axis=ax[a])
+        Y = np.take(Y, (0,), axis=ax[a])
+        i = np.random.choice(Y.size, size=100)  # noqa: NPY002 (csbdeep uses the global state)
+        if not np.all(t.flat[i] == Y.flat[i]):
+            warnings.warn(f"extracted target patches vary along reduction axis {a}.", stacklevel=2)
+    if save_file is not None:
+        save_training_data(save_file, X, Y, axes)
+    return X, Y, axes
+
+
+def generate_training_data(
+    raw_data: Any,
+    patch_size: Sequence[int],
+    n_patches_per_image: int,
+    *,
+    seed: int | np.random.RandomState,
+    patch_axes: str | None = None,
+    save_file: str | Path | None = None,
+    transforms: Sequence[Transform] | None = None,
+    patch_filter: BackgroundFilter | Any = "default",
+    normalization: PercentileNormalization | Any = "default",
+    shuffle: bool = True,
+    overwrite: bool = False,
+    verbose: bool = False,
+) -> tuple[Any, Any, str]:
+    """caredask's native API: csbdeep's algorithm with an explicit seed, no global state.
+
+    Same patches for the same ``seed`` on any chunking, scheduler or cluster.  ``patch_filter``
+    and ``normalization`` default to csbdeep's defaults (built without touching numpy's global
+    random state); pass ``None`` to disable either.  A ``*.zarr`` ``save_file`` is never
+    overwritten unless ``overwrite=True``.
+    """
+    rng = seed if isinstance(seed, np.random.RandomState) else np.random.RandomState(seed)
+    if isinstance(patch_filter, str) and patch_filter == "default":
+        patch_filter = no_background_patches()
+    if isinstance(normalization, str) and normalization == "default":
+        normalization = _DEFAULT_NORMALIZATION
+    return _run(
+        raw_data,
+        patch_size,
+        n_patches_per_image,
+        patch_axes=patch_axes,
+        save_file=save_file,
+        transforms=transforms,
+        patch_filter=patch_filter,
+        normalization=normalization,
+        shuffle=shuffle,
+        verbose=verbose,
+        rng=rng,
+        overwrite=overwrite,
+        provenance={"seed": seed if isinstance(seed, int) else "RandomState"},
+    )

@@ -1,0 +1,326 @@
+"""The patch pipeline: csbdeep's ``create_patches`` algorithm, lazily and in batches.
+
+Per batch of image pairs (pulled from the generator in csbdeep's order, random numbers drawn
+at each pull exactly as csbdeep draws them):
+
+1. one pass of exact order statistics gives every filter threshold and normalisation
+   percentile (:mod:`caredask.sampling.stats`);
+2. one blockwise pass builds the eligibility mask, bit-packed and kept (persisted), and counts
+   eligible centres per line;
+3. csbdeep's C-order ranks are drawn and located from those counts;
+4. one task per touched chunk cuts the patches, which are normalised and handed to a sink.
+
+Custom (non-caredask) filter or normalisation callables get whole images in memory, exactly as
+in csbdeep, one image at a time.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import reduce
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+from dask.array.overlap import ensure_minimum_chunksize
+
+from ..axes import axes_check_and_normalize, axes_dict
+from ..errors import AxesError, EmptyRegionError, InputError
+from ..masks.background import (
+    border_slices,
+    dilate_above_mask,
+    erode_pixel_mask,
+    filter_size,
+    packed_line_counts,
+    packed_mask,
+)
+from ..masks.filters import BackgroundFilter
+from ..statistics.normalize import PercentileNormalization, normalize_mi_ma
+from ..transforms import Transform, is_rng_free, permute_axes
+from .centres import choose_ranks, locate_ranks, ranks_to_centres_dense
+from .extract import assemble, plan_patches
+from .stats import ImageStats, batch_statistics
+
+__all__ = ["Checker", "Item", "PatchJob", "compose_transforms", "pull_items", "run_pipeline"]
+
+UINT32_MAX = int(np.iinfo(np.uint32).max)
+
+
+@dataclass
+class Item:
+    """One transformed image pair, with the random numbers drawn for it."""
+
+    index: int
+    name: str
+    x: Any
+    y: Any
+    mask: Any
+    seed: int | None = None
+    pairs: np.ndarray | None = None
+    starts: np.ndarray | None = None
+    stats: ImageStats = field(default_factory=ImageStats)
+
+
+@dataclass
+class PatchJob:
+    """Everything the pipeline needs besides the images."""
+
+    patch_size: tuple[int, ...]
+    k: int
+    patch_filter: Any
+    normalization: Any
+    rng: np.random.RandomState
+    batch_voxels: int = 2**30
+    batch_images: int = 256
+    progress: Callable[[int], None] | None = None
+
+    @property
+    def known(self) -> bool:
+        """Filter and normalisation are caredask's own (or None): the lazy path applies."""
+        return isinstance(self.patch_filter, BackgroundFilter | None) and isinstance(
+            self.normalization, PercentileNormalization | None
+        )
+
+
+def _as_dask(a: Any) -> da.Array:
+    return a if isinstance(a, da.Array) else da.from_array(np.asarray(a), chunks="auto")
+
+
+def _draw(item: Item, job: PatchJob) -> None:
+    item.seed = int(job.rng.randint(0, UINT32_MAX, dtype=np.uint32))
+    if isinstance(job.normalization, PercentileNormalization):
+        item.pairs = job.normalization.draw(job.k, job.rng)
+
+
+def compose_transforms(
+    transforms: Sequence[Transform] | None, patch_axes: str | None
+) -> tuple[Callable[[Iterator[Any]], Iterator[Any]], int, bool]:
+    """csbdeep's transform assembly: list order, ``permute_axes(patch_axes)`` last."""
+    tfs = list(transforms or [])
+    if patch_axes is not None:
+        tfs.append(permute_axes(patch_axes))
+    if not tfs:
+        tfs = [Transform.identity()]
+    n = int(np.prod([t.size for t in tfs]))
+    rng_free = all(is_rng_free(t.generator) for t in tfs)
+
+    def apply(it: Iterator[Any]) -> Iterator[Any]:
+        return reduce(lambda g, t: t.generator(g), tfs, it)
+
+    return apply, n, rng_free
+
+
+class Checker:
+    """csbdeep's per-image checks, with messages that name the image and the fix."""
+
+    def __init__(self, patch_size: tuple[int, ...]) -> None:
+        self.patch_size = patch_size
+        self.axes: str | None = None
+        self.channel: int | None = None
+
+    def __call__(self, x: Any, y: Any, _axes: str, mask: Any, name: str) -> None:
+        ps = self.patch_size
+        if self.axes is None:
+            try:
+                self.axes = axes_check_and_normalize(_axes, len(ps))
+            except AxesError as e:
+                raise AxesError(
+                    f"{name}: {e} (patch_size {ps} must have one entry per axis)"
+                ) from e
+            self.channel = axes_dict(self.axes)["C"]
+        if axes_check_and_normalize(_axes) != self.axes:
+            raise AxesError(f"{name}: not all images have the same axes ({_axes} vs {self.axes})")
+        if x.shape != y.shape:
+            raise InputError(f"{name}: source shape {x.shape} differs from target {y.shape}")
+        if mask is not None and mask.shape != x.shape:
+            raise InputError(f"{name}: mask shape {mask.shape} differs from image {x.shape}")
+        ch = self.channel
+        if ch is not None and ps[ch] != x.shape[ch]:
+            raise InputError(
+                f"{name}: extracted patches must contain all channels: patch_size[{ch}]="
+                f"{ps[ch]} but the image has {x.shape[ch]} channels"
+            )
+        if not all(0 < p <= d for p, d in zip(ps, x.shape, strict=True)):
+            raise InputError(
+                f"{name}: patch_size {ps} negative or larger than data shape {x.shape} along "
+                "some dimensions; use smaller patches"
+            )
+
+
+def pull_items(
+    pairs: Iterator[Any], n_images: int, names: Sequence[str], job: PatchJob, check: Checker
+) -> Iterator[Item]:
+    for i, (x, y, _axes, mask) in enumerate(pairs):
+        if i >= n_images:
+            warnings.warn(
+                f"more raw images (or transformations thereof) than expected ({n_images}), "
+                "skipping excess images.",
+                stacklevel=3,
+            )
+            return
+        name = names[i % len(names)] if names else f"image {i}"
+        check(x, y, _axes, mask, name)
+        item = Item(i, name, x, y, mask)
+        if job.known:
+            _draw(item, job)
+        yield item
+
+
+def _mask_graph(item: Item, job: PatchJob, thr: Any) -> da.Array | None:
+    y = _as_dask(item.y)
+    ps = job.patch_size
+    if job.patch_filter is None and item.mask is None:
+        return None
+    if job.patch_filter is None:
+        m = da.ones(y.shape, dtype=bool, chunks=y.chunks)
+    else:
+        depth = tuple(s // 2 for s in filter_size(ps))
+        y = ensure_minimum_chunksize_all(y, depth)
+        m = dilate_above_mask(y, thr, ps)
+    if item.mask is not None:
+        mk = ensure_minimum_chunksize_all(_as_dask(item.mask), tuple(p // 2 for p in ps))
+        m = m & erode_pixel_mask(mk.rechunk(m.chunks), ps)
+    return m[border_slices(y.shape, ps)]
+
+
+def ensure_minimum_chunksize_all(a: da.Array, depth: Sequence[int]) -> da.Array:
+    """Rechunk so every chunk is at least as large as the halo on each axis."""
+    chunks = tuple(
+        ensure_minimum_chunksize(max(d, 1), c) if len(c) > 1 else c
+        for d, c in zip(depth, a.chunks, strict=True)
+    )
+    return a if chunks == a.chunks else a.rechunk(chunks)
+
+
+def _empty_region(item: Item) -> EmptyRegionError:
+    return EmptyRegionError(
+        f"{item.name}: 'patch_filter' didn't return any region to sample from; the target may "
+        "be empty or constant - check the image, lower the filter threshold, or pass "
+        "patch_filter=None"
+    )
+
+
+def _locate_centres(items: list[Item], job: PatchJob) -> None:
+    ps = job.patch_size
+    masks = [_mask_graph(it, job, it.stats.threshold) for it in items]
+    packed = [packed_mask(m) for m in masks if m is not None]
+    packed = list(dask.persist(*packed)) if packed else []
+    counts = dask.compute(*[packed_line_counts(p) for p in packed]) if packed else ()
+    j = 0
+    for it, m in zip(items, masks, strict=True):
+        border = border_slices(it.y.shape, ps)
+        start = [s.start for s in border]
+        if m is None:
+            bshape = [s.stop - s.start for s in border]
+            n_valid = int(np.prod(bshape))
+            it.starts = ranks_to_centres_dense(choose_ranks(it.seed, n_valid, job.k), bshape, start)
+        else:
+            c = counts[j]
+            n_valid = int(c.sum())
+            if n_valid == 0:
+                raise _empty_region(it)
+            ranks = choose_ranks(it.seed, n_valid, job.k)
+            it.starts = locate_ranks(ranks, c, packed[j], m.chunks[-1], start)
+            j += 1
+        it.starts = it.starts - np.array([p // 2 for p in ps], dtype=np.int64)
+
+
+def _extract(items: list[Item], job: PatchJob) -> list[tuple[np.ndarray, np.ndarray]]:
+    plans = []
+    for it in items:
+        plans.append(plan_patches(_as_dask(it.y), it.starts, job.patch_size))
+        plans.append(plan_patches(_as_dask(it.x), it.starts, job.patch_size))
+    results = dask.compute(*[p.tasks for p in plans])
+    arrays = [assemble(p, r) for p, r in zip(plans, results, strict=True)]
+    return [(arrays[2 * i + 1], arrays[2 * i]) for i in range(len(items))]
+
+
+def _normalise(it: Item, px: np.ndarray, py: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    st = it.stats
+    if st.x_lo is None:
+        return px.astype(np.float32), py.astype(np.float32)
+    return normalize_mi_ma(px, st.x_lo, st.x_hi), normalize_mi_ma(py, st.y_lo, st.y_hi)
+
+
+def _process_lazy(
+    items: list[Item], job: PatchJob, channel: int | None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    stats = batch_statistics(
+        [(_as_dask(it.x), _as_dask(it.y), channel, it.pairs) for it in items],
+        job.patch_filter,
+        job.normalization,
+    )
+    for it, st in zip(items, stats, strict=True):
+        it.stats = st
+    _locate_centres(items, job)
+    return [
+        _normalise(it, px, py) for it, (px, py) in zip(items, _extract(items, job), strict=True)
+    ]
+
+
+def _process_eager(it: Item, job: PatchJob, channel: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """csbdeep's order for custom callables: filter, draw, sample, normalise, in memory."""
+    from scipy.ndimage import minimum_filter
+
+    x, y = np.asarray(it.x), np.asarray(it.y)
+    ps = job.patch_size
+    m = np.ones(y.shape, bool) if job.patch_filter is None else job.patch_filter((y, x), ps)
+    if it.mask is not None:
+        m = m & minimum_filter(np.asarray(it.mask), ps, mode="constant", cval=False)
+    border = border_slices(y.shape, ps)
+    valid = np.flatnonzero(m[border])
+    if len(valid) == 0:
+        raise _empty_region(it)
+    it.seed = int(job.rng.randint(0, UINT32_MAX, dtype=np.uint32))
+    ranks = choose_ranks(it.seed, len(valid), job.k)
+    centres = np.stack(np.unravel_index(valid[ranks], m[border].shape), axis=-1)
+    it.starts = centres + np.array([s.start - p // 2 for s, p in zip(border, ps, strict=True)])
+    sl = [tuple(slice(int(a), int(a) + p) for a, p in zip(s, ps, strict=True)) for s in it.starts]
+    px, py = np.stack([x[s] for s in sl]), np.stack([y[s] for s in sl])
+    norm = job.normalization
+    if norm is None:
+        return px.astype(np.float32), py.astype(np.float32)
+    if isinstance(norm, PercentileNormalization):
+        return norm(px, py, x, y, it.mask, channel, rng=job.rng)
+    return norm(px, py, x, y, it.mask, channel)
+
+
+def _batches(items: Iterator[Item], job: PatchJob) -> Iterator[list[Item]]:
+    batch: list[Item] = []
+    voxels = 0
+    for it in items:
+        batch.append(it)
+        voxels += int(np.prod(it.y.shape))
+        if not job.known or voxels >= job.batch_voxels or len(batch) >= job.batch_images:
+            yield batch
+            batch, voxels = [], 0
+    if batch:
+        yield batch
+
+
+def run_pipeline(
+    items: Iterator[Item],
+    job: PatchJob,
+    check: Checker,
+    sink: Callable[[list[Item], list[tuple[np.ndarray, np.ndarray]]], None],
+) -> int:
+    """Process pulled items (see :func:`pull_items`) in batches; hand each batch to ``sink``.
+
+    Returns the number of images processed.
+    """
+    n_done = 0
+    for batch in _batches(items, job):
+        if job.known:
+            out = _process_lazy(batch, job, check.channel)
+        else:
+            out = [_process_eager(it, job, check.channel) for it in batch]
+        sink(batch, out)
+        n_done += len(batch)
+        if job.progress is not None:
+            job.progress(len(batch))
+    if n_done == 0 or check.axes is None:
+        raise InputError("no images to sample patches from: the raw data yielded no image pairs")
+    return n_done

@@ -1,0 +1,149 @@
+"""Per-image statistics the csbdeep pipeline needs, from one pass of exact order statistics.
+
+For every image of a batch: the background-filter threshold (``0.4 * p99.9`` of the float32
+target) and the normalisation percentiles (one random ``(pmin, pmax)`` per patch, per channel).
+All ranks are known up front, so one :func:`~caredask.statistics.percentile.order_statistics`
+call serves the whole batch (a single read of every image for 8/16-bit data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from ..masks.filters import BackgroundFilter
+from ..statistics.normalize import PercentileNormalization
+from ..statistics.percentile import (
+    order_statistics,
+    percentile_from_order_statistics,
+    percentile_ranks,
+)
+
+__all__ = ["ImageStats", "StatRequest", "batch_statistics"]
+
+
+@dataclass
+class ImageStats:
+    """What normalisation and filtering of one image need."""
+
+    threshold: Any = None
+    x_lo: np.ndarray | None = None
+    x_hi: np.ndarray | None = None
+    y_lo: np.ndarray | None = None
+    y_hi: np.ndarray | None = None
+
+
+@dataclass
+class StatRequest:
+    """Percentiles ``q`` of one array (a whole image or one channel of it)."""
+
+    array: da.Array
+    qs: list[Any] = field(default_factory=list)  # each: (tag, q, weak, cast_float32)
+
+
+def _channel_views(a: da.Array, channel: int | None) -> list[da.Array]:
+    if channel is None:
+        return [a]
+    return [da.take(a, c, axis=channel) for c in range(a.shape[channel])]
+
+
+def _stack_channels(vals: list[np.ndarray], ndim: int, channel: int | None) -> np.ndarray:
+    """Shape ``(k, 1.., C, ..1)`` as ``np.percentile(..., axis=non-channel, keepdims=True)``."""
+    k = len(vals[0])
+    shape = [k] + [1] * ndim
+    if channel is not None:
+        shape[1 + channel] = len(vals)
+    return np.stack(vals, axis=-1).reshape(shape)
+
+
+def _requests(
+    x: da.Array,
+    y: da.Array,
+    channel: int | None,
+    pairs: np.ndarray | None,
+    filt: Any,
+    norm: Any,
+) -> list[StatRequest]:
+    y_whole = StatRequest(y)
+    reqs = [y_whole]
+    if isinstance(filt, BackgroundFilter):
+        y_whole.qs.append(("thr", filt.percentile, True, True))
+    if isinstance(norm, PercentileNormalization) and pairs is not None:
+        pmins, pmaxs = pairs[:, 0], pairs[:, 1]
+        ymins = np.zeros_like(pmins) if norm.relu_last else pmins
+        for arr, tags in (
+            (x, (("x_lo", pmins), ("x_hi", pmaxs))),
+            (y, (("y_lo", ymins), ("y_hi", pmaxs))),
+        ):
+            views = _channel_views(arr, channel)
+            for c, v in enumerate(views):
+                if channel is None and arr is y:
+                    req = y_whole
+                else:
+                    req = StatRequest(v)
+                    reqs.append(req)
+                for tag, q in tags:
+                    req.qs.append(((tag, c), q, False, False))
+    return [r for r in reqs if r.qs]
+
+
+def _resolve(req: StatRequest, values: np.ndarray, out: dict[Any, Any]) -> None:
+    n = req.array.size
+    pos = 0
+    for tag, q, weak, cast in req.qs:
+        m = np.size(percentile_ranks(n, q)[0])
+        lo_v, hi_v = values[pos : pos + m], values[pos + m : pos + 2 * m]
+        pos += 2 * m
+        dtype = np.dtype(np.float32) if cast else req.array.dtype
+        if cast:
+            lo_v, hi_v = lo_v.astype(np.float32), hi_v.astype(np.float32)
+        qq = q if weak else np.asarray(q, dtype=float)
+        res = percentile_from_order_statistics(lo_v, hi_v, n, qq, dtype=dtype, weak_q=weak)
+        out[tag] = np.asarray(res).reshape(())[()] if np.ndim(q) == 0 else res
+
+
+def batch_statistics(
+    images: Sequence[tuple[da.Array, da.Array, int | None, np.ndarray | None]],
+    filt: Any,
+    norm: Any,
+) -> list[ImageStats]:
+    """Exact filter thresholds and normalisation percentiles for a batch of image pairs.
+
+    Parameters
+    ----------
+    images : sequence of (x, y, channel, pairs)
+        Source and target (dask), channel index, and the ``(k, 2)`` percentile pairs drawn for
+        the image's patches (``None`` without normalisation).
+    filt, norm
+        The patch filter and normalisation (recognised when caredask's own objects).
+    """
+    per_image = [_requests(x, y, ch, pairs, filt, norm) for x, y, ch, pairs in images]
+    flat = [r for reqs in per_image for r in reqs]
+    ranks = []
+    for r in flat:
+        rk = []
+        for _, q, _, _ in r.qs:
+            lo, hi = percentile_ranks(r.array.size, q)
+            rk += [np.atleast_1d(lo), np.atleast_1d(hi)]
+        ranks.append(np.concatenate(rk))
+    values = order_statistics([r.array for r in flat], ranks) if flat else []
+    results = []
+    i = 0
+    for (x, y, ch, _), reqs in zip(images, per_image, strict=True):
+        out: dict[Any, Any] = {}
+        for r in reqs:
+            _resolve(r, values[i], out)
+            i += 1
+        st = ImageStats()
+        if "thr" in out:
+            st.threshold = filt.threshold_from(out["thr"])
+        for tag, arr in (("x_lo", x), ("x_hi", x), ("y_lo", y), ("y_hi", y)):
+            chans = sorted(k for k in out if isinstance(k, tuple) and k[0] == tag)
+            if chans:
+                setattr(st, tag, _stack_channels([out[c] for c in chans], arr.ndim, ch))
+        results.append(st)
+    return results
