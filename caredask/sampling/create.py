@@ -65,6 +65,8 @@ def _run(
     n_total = n_images * k
     names = list(getattr(raw_data.generator, "_caredask_names", []))
     names = [f"{nm}#{t}" for nm in names for t in range(n_tf)] if n_tf > 1 else names
+    if verbose:
+        print(f"{n_images} raw images x {k} patches -> {n_total} patches of size {patch_size}")
     bar = _progress(n_images, verbose)
     job = PatchJob(
         patch_size,
@@ -74,8 +76,6 @@ def _run(
         rng,
         progress=None if bar is None else bar.update,
     )
-    if verbose:
-        print(f"{n_images} raw images x {k} patches -> {n_total} patches of size {patch_size}")
     check = Checker(patch_size)
     items: Any = pull_items(apply(raw_data.generator()), n_images, names, job, check)
     # csbdeep draws the shuffle permutation after every per-image draw.  When neither the

@@ -1,0 +1,158 @@
+"""The ``caredask`` command line: ``patches``, ``inspect`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..errors import CaredaskError
+
+__all__ = ["build_parser", "main"]
+
+
+def _add_patch_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("patches (csbdeep's create_patches options)")
+    g.add_argument("--patch-size", type=int, nargs="+", required=True, metavar="N",
+                   help="patch size, one entry per axis, e.g. 16 64 64")
+    g.add_argument("--n-patches-per-image", "-k", type=int, required=True)
+    g.add_argument("--patch-axes", default=None, help="axes of the patches, e.g. YXC")
+    g.add_argument("--no-shuffle", action="store_true", help="keep patches in sample order")
+    g.add_argument("--seed", type=int, default=0,
+                   help="random seed (same result as np.random.seed(SEED) before csbdeep)")
+    f = p.add_argument_group("filter and normalisation")
+    f.add_argument("--no-filter", action="store_true", help="sample everywhere (patch_filter=None)")
+    f.add_argument("--filter-threshold", type=float, default=0.4)
+    f.add_argument("--filter-percentile", type=float, default=99.9)
+    f.add_argument("--no-normalization", action="store_true", help="normalization=None")
+    f.add_argument("--percentiles", type=float, nargs=2, default=None, metavar=("PMIN", "PMAX"),
+                   help="fixed percentiles instead of random ones per patch")
+    f.add_argument("--pmin", type=float, nargs=2, default=(1.0, 3.0), metavar=("LO", "HI"))
+    f.add_argument("--pmax", type=float, nargs=2, default=(99.5, 99.9), metavar=("LO", "HI"))
+    f.add_argument("--relu-last", action="store_true")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``caredask`` command."""
+    ap = argparse.ArgumentParser(prog="caredask", description=__doc__)
+    ap.add_argument("--version", action="version", version=f"caredask {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("patches", help="training patches from source/target folders")
+    p.add_argument("basepath", help="folder holding the source and target folders")
+    p.add_argument("--source-dirs", nargs="+", default=["low"], help="source folders")
+    p.add_argument("--target-dir", default="GT", help="target folder")
+    p.add_argument("--axes", default="CZYX", help="axes, right-aligned to each image")
+    p.add_argument("--pattern", default="*.tif*", help="glob pattern of the image files")
+    p.add_argument("--sort", action="store_true", help="natural file order (csbdeep: dir order)")
+    p.add_argument("--output", "-o", required=True, help="output file: *.npz or *.zarr")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--scheduler", default=None,
+                   help="dask scheduler: threads, processes, synchronous or a cluster ADDRESS")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    _add_patch_options(p)
+    i = sub.add_parser("inspect", help="what each image of a source looks like to caredask")
+    i.add_argument("path", nargs="+", help="files, folders, stores or URIs")
+    i.add_argument("--axes", default=None, help="axes when the files have no metadata")
+    d = sub.add_parser("demo", help="write a small synthetic dataset and make training data")
+    d.add_argument("--out", default="caredask-demo", help="folder for the demo data")
+    d.add_argument("--scheduler", default=None)
+    return ap
+
+
+@contextlib.contextmanager
+def scheduler(spec: str | None) -> Iterator[None]:
+    """Use a local dask scheduler by name, or connect to a cluster by address."""
+    import dask
+
+    if spec is None:
+        yield
+    elif spec in ("threads", "processes", "synchronous", "sync"):
+        with dask.config.set(scheduler=spec):
+            yield
+    else:
+        from distributed import Client
+
+        with Client(spec) as client:
+            print(f"Using dask cluster at {client.scheduler.address}", file=sys.stderr)
+            yield
+
+
+def _normalization(args: argparse.Namespace) -> Any:
+    from ..statistics.normalize import PercentileNormalization, sample_percentiles
+
+    if args.no_normalization:
+        return None
+    if args.percentiles is not None:
+        return PercentileNormalization(tuple(args.percentiles), args.relu_last)
+    return PercentileNormalization(sample_percentiles(tuple(args.pmin), tuple(args.pmax)),
+                                   args.relu_last)
+
+
+def _patches(args: argparse.Namespace) -> int:
+    from ..masks.filters import no_background_patches
+    from ..rawdata import RawData
+    from ..sampling.create import generate_training_data
+
+    out = Path(args.output)
+    if out.suffix not in (".npz", ".zarr"):
+        raise CaredaskError(f"--output {out}: use a file name ending in .npz or .zarr")
+    if out.exists() and not args.overwrite:
+        raise CaredaskError(f"{out} exists; pass --overwrite to replace it or choose another name")
+    raw = RawData.from_folder(args.basepath, args.source_dirs, args.target_dir, args.axes,
+                              args.pattern, sort=args.sort)
+    filt = None if args.no_filter else no_background_patches(args.filter_threshold,
+                                                             args.filter_percentile)
+    with scheduler(args.scheduler):
+        X, Y, axes = generate_training_data(
+            raw, args.patch_size, args.n_patches_per_image, seed=args.seed,
+            patch_axes=args.patch_axes, save_file=out, patch_filter=filt,
+            normalization=_normalization(args), shuffle=not args.no_shuffle,
+            overwrite=args.overwrite, verbose=not args.quiet)
+    print(f"wrote {out}: X {tuple(X.shape)}, Y {tuple(Y.shape)}, axes {axes}")
+    return 0
+
+
+def describe(paths: Sequence[str], axes: str | None) -> list[dict[str, Any]]:
+    """One row per image: name, source, shape, axes, dtype, chunks."""
+    from ..loaders import open_images
+
+    rows = []
+    for p in paths:
+        for img in open_images(p, axes):
+            rows.append({"name": img.name, "source": img.source, "shape": img.data.shape,
+                         "axes": img.axes, "dtype": str(img.data.dtype),
+                         "chunks": img.data.chunksize, "n_chunks": img.data.npartitions})
+    return rows
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    for r in describe(args.path, args.axes):
+        print(f"{r['name']}\n  source: {r['source']}\n  shape:  {r['shape']}  axes: {r['axes']}"
+              f"  dtype: {r['dtype']}\n  chunks: {r['chunks']} ({r['n_chunks']} chunks)")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    with scheduler(args.scheduler):
+        run_demo(Path(args.out))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``caredask`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        return {"patches": _patches, "inspect": _inspect, "demo": _demo}[args.command](args)
+    except CaredaskError as e:
+        print(f"caredask: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
