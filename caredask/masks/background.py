@@ -18,6 +18,8 @@ from scipy import ndimage as ndi
 
 __all__ = [
     "border_slices",
+    "box_dilate",
+    "box_dilate_axis",
     "dilate_above",
     "dilate_above_mask",
     "erode_mask",
@@ -47,11 +49,48 @@ def _above(block: np.ndarray, threshold: np.floating) -> np.ndarray:
     return np.greater(block.astype(np.float32), threshold)
 
 
+def _along(ndim: int, axis: int, lo: int, hi: int) -> tuple[slice, ...]:
+    s = [slice(None)] * ndim
+    s[axis] = slice(lo, hi)
+    return tuple(s)
+
+
+def box_dilate_axis(mask: np.ndarray, axis: int, h: int, cval: bool) -> np.ndarray:
+    """Kernel: ``maximum_filter1d(mask, h, axis, mode='constant', cval=cval)`` for booleans.
+
+    The window of element ``i`` is ``[i - h//2, i + h - h//2 - 1]``.  After padding, a forward
+    OR over ``w`` elements is doubled in place (``f[i] |= f[i + w]``) up to the largest power of
+    two ``<= h``; one more overlapping OR covers ``h`` (overlaps do not matter for OR).  This is
+    several times faster than scipy's generic 1-D filter on boolean data.
+    """
+    if h <= 1:
+        return mask
+    a = h // 2
+    pad = [(0, 0)] * mask.ndim
+    pad[axis] = (a, h - a - 1)
+    f = np.pad(mask, pad, constant_values=cval)
+    n, nd = f.shape[axis], f.ndim
+    w = 1
+    while 2 * w <= h:
+        f[_along(nd, axis, 0, n - w)] |= f[_along(nd, axis, w, n)]
+        w *= 2
+    if w < h:
+        f[_along(nd, axis, 0, n - (h - w))] |= f[_along(nd, axis, h - w, n)]
+    return f[_along(nd, axis, 0, mask.shape[axis])]
+
+
+def box_dilate(mask: np.ndarray, size: Sequence[int], cval: bool) -> np.ndarray:
+    """Kernel: ``maximum_filter(mask, size, mode='constant', cval=cval)`` for boolean masks."""
+    for axis, h in enumerate(size):
+        mask = box_dilate_axis(mask, axis, int(h), cval)
+    return mask
+
+
 def dilate_above(
     block: np.ndarray, threshold: np.floating, size: tuple[int, ...], cval: bool
 ) -> np.ndarray:
     """Kernel: box dilation of ``block > threshold`` (window ``[i - h//2, i + h - h//2 - 1]``)."""
-    return ndi.maximum_filter(_above(block, threshold), size=size, mode="constant", cval=cval)
+    return box_dilate(_above(block, threshold), size, cval)
 
 
 def erode_mask(block: np.ndarray, size: tuple[int, ...]) -> np.ndarray:

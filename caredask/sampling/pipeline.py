@@ -177,22 +177,45 @@ def _mask_graph(item: Item, job: PatchJob, thr: Any) -> da.Array | None:
     if job.patch_filter is None:
         m = da.ones(y.shape, dtype=bool, chunks=y.chunks)
     else:
-        depth = tuple(s // 2 for s in filter_size(ps))
-        y = ensure_minimum_chunksize_all(y, depth)
+        y = _for_stencil(y, tuple(p // 2 for p in ps))
         m = dilate_above_mask(y, thr, ps)
     if item.mask is not None:
-        mk = ensure_minimum_chunksize_all(_as_dask(item.mask), tuple(p // 2 for p in ps))
-        m = m & erode_pixel_mask(mk.rechunk(m.chunks), ps)
+        mk = _as_dask(item.mask).rechunk(m.chunks)
+        m = m & erode_pixel_mask(_for_stencil(mk, tuple(p // 2 for p in ps)).rechunk(m.chunks), ps)
     return m[border_slices(y.shape, ps)]
 
 
-def ensure_minimum_chunksize_all(a: da.Array, depth: Sequence[int]) -> da.Array:
-    """Rechunk so every chunk is at least as large as the halo on each axis."""
-    chunks = tuple(
+def stencil_chunks(
+    shape: Sequence[int], chunksize: Sequence[int], depth: Sequence[int], itemsize: int,
+    target_bytes: int = 32 * 2**20,
+) -> tuple[int, ...] | None:
+    """Chunks for a stencil with halo ``depth``: each at least 4 halos wide where possible.
+
+    Returns ``None`` when the current chunks already are.  Otherwise starts from the whole
+    array and halves the axis whose chunk is largest relative to its halo (the last axis, kept
+    long for contiguous lines, counts a quarter) until a chunk fits ``target_bytes``.
+    """
+    if all(c >= 4 * d or c == n for c, d, n in zip(chunksize, depth, shape, strict=True)):
+        return None
+    chunk = list(shape)
+    last = len(chunk) - 1
+    while int(np.prod(chunk)) * itemsize > target_bytes and max(chunk) > 1:
+        ratio = [c / (4 * d + 1) / (4 if j == last else 1) for j, (c, d) in
+                 enumerate(zip(chunk, depth, strict=True))]
+        j = int(np.argmax(ratio))
+        chunk[j] = -(-chunk[j] // 2)
+    return tuple(chunk)
+
+
+def _for_stencil(a: da.Array, depth: Sequence[int]) -> da.Array:
+    chunks = stencil_chunks(a.shape, a.chunksize, depth, a.dtype.itemsize)
+    a = a if chunks is None else a.rechunk(chunks)
+    # map_overlap needs every chunk at least as large as the halo (short last chunks).
+    fixed = tuple(
         ensure_minimum_chunksize(max(d, 1), c) if len(c) > 1 else c
         for d, c in zip(depth, a.chunks, strict=True)
     )
-    return a if chunks == a.chunks else a.rechunk(chunks)
+    return a if fixed == a.chunks else a.rechunk(fixed)
 
 
 def _empty_region(item: Item) -> EmptyRegionError:

@@ -80,7 +80,8 @@ class ZarrSink:
         self.rows = _Rows(k, perm)
         self.channel = channel
         self.records: list[dict[str, Any]] = []
-        self.starts = np.zeros((n, len(patch_shape)), np.int64)
+        ndim = len(patch_shape) - (1 if channel is None else 0)
+        self.starts = np.zeros((n, ndim), np.int64)
         self.image = np.zeros(n, np.int64)
 
     def __call__(self, items: list[Item], out: list[tuple[np.ndarray, np.ndarray]]) -> None:
