@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 
-def fail_on_compute(*args, **kwargs):  # noqa: ANN002, ANN003
+def fail_on_compute(*args, **kwargs):
     """A dask scheduler that refuses to compute: proves graph building reads nothing."""
     raise AssertionError("a dask computation ran while only building a graph")
 

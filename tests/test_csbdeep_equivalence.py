@@ -6,32 +6,28 @@ random chunkings, csbdeep as numpy arrays.
 
 from __future__ import annotations
 
+import dask.array as da
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import dask.array as da
-
 cd = pytest.importorskip("csbdeep.data")
 import caredask.csbdeep as cc  # noqa: E402
-
 from caredask.errors import EmptyRegionError  # noqa: E402
 
 from .conftest import blob_pair  # noqa: E402
 
-
-SETTINGS = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def random_chunks(shape, rs):
     return tuple(int(rs.randint(max(1, s // 4), s + 1)) for s in shape)
 
 
-def run_both(images, axes, patch_size, k, chunk_seed=0, seed=0, cc_kwargs=None, cd_kwargs=None,
-             make_raw=None):
+def run_both(
+    images, axes, patch_size, k, chunk_seed=0, seed=0, cc_kwargs=None, cd_kwargs=None, make_raw=None
+):
     rs = np.random.RandomState(chunk_seed)
     X = [x for x, _ in images]
     Y = [y for _, y in images]
@@ -39,19 +35,30 @@ def run_both(images, axes, patch_size, k, chunk_seed=0, seed=0, cc_kwargs=None, 
     Yd = [da.from_array(y, chunks=random_chunks(y.shape, rs)) for y in Y]
     np.random.seed(seed)
     try:
-        ref = cd.create_patches(cd.RawData.from_arrays(X, Y, axes), patch_size, k,
-                                verbose=False, **(cd_kwargs or {}))
+        ref = cd.create_patches(
+            cd.RawData.from_arrays(X, Y, axes), patch_size, k, verbose=False, **(cd_kwargs or {})
+        )
     except ValueError as e:
         assert "didn't return any region" in str(e)
         np.random.seed(seed)
         with pytest.raises(EmptyRegionError, match="didn't return any region to sample from"):
-            cc.create_patches(cc.RawData.from_arrays(Xd, Yd, axes), patch_size, k,
-                              verbose=False, **(cc_kwargs or cd_kwargs or {}))
+            cc.create_patches(
+                cc.RawData.from_arrays(Xd, Yd, axes),
+                patch_size,
+                k,
+                verbose=False,
+                **(cc_kwargs or cd_kwargs or {}),
+            )
         return (None,)
     ref_state = np.random.get_state()
     np.random.seed(seed)
-    out = cc.create_patches(cc.RawData.from_arrays(Xd, Yd, axes), patch_size, k, verbose=False,
-                            **(cc_kwargs or cd_kwargs or {}))
+    out = cc.create_patches(
+        cc.RawData.from_arrays(Xd, Yd, axes),
+        patch_size,
+        k,
+        verbose=False,
+        **(cc_kwargs or cd_kwargs or {}),
+    )
     state = np.random.get_state()
     return ref, ref_state, out, state
 
@@ -91,7 +98,9 @@ def test_random_configurations(cfg):
         shape, axes, patch = (48, 40), "YX", ((9, 7) if cfg["odd"] else (8, 16))
     else:
         shape, axes, patch = (12, 30, 26), "ZYX", ((3, 9, 7) if cfg["odd"] else (4, 8, 16))
-    images = [blob_pair(shape, cfg["seed"] % 1000 + i, cfg["dtype"]) for i in range(cfg["n_images"])]
+    images = [
+        blob_pair(shape, cfg["seed"] % 1000 + i, cfg["dtype"]) for i in range(cfg["n_images"])
+    ]
     np.random.seed(0)
     norm = {
         "default": cd.norm_percentiles(),
@@ -106,16 +115,29 @@ def test_random_configurations(cfg):
         "fixed": cc.norm_percentiles((2, 99.8)),
         "none": None,
     }[cfg["norm"]]
-    filt = {"default": cd.no_background_patches(), "none": None,
-            "strict": cd.no_background_patches(0.9, 99.0)}[cfg["filt"]]
-    cfilt = {"default": cc.no_background_patches(), "none": None,
-             "strict": cc.no_background_patches(0.9, 99.0)}[cfg["filt"]]
+    filt = {
+        "default": cd.no_background_patches(),
+        "none": None,
+        "strict": cd.no_background_patches(0.9, 99.0),
+    }[cfg["filt"]]
+    cfilt = {
+        "default": cc.no_background_patches(),
+        "none": None,
+        "strict": cc.no_background_patches(0.9, 99.0),
+    }[cfg["filt"]]
     common = {"shuffle": cfg["shuffle"]}
-    assert_same(*run_both(
-        images, axes, patch, cfg["k"], cfg["chunk_seed"], cfg["seed"],
-        cc_kwargs={**common, "normalization": cnorm, "patch_filter": cfilt},
-        cd_kwargs={**common, "normalization": norm, "patch_filter": filt},
-    ))
+    assert_same(
+        *run_both(
+            images,
+            axes,
+            patch,
+            cfg["k"],
+            cfg["chunk_seed"],
+            cfg["seed"],
+            cc_kwargs={**common, "normalization": cnorm, "patch_filter": cfilt},
+            cd_kwargs={**common, "normalization": norm, "patch_filter": filt},
+        )
+    )
 
 
 @pytest.mark.parametrize(
@@ -131,12 +153,15 @@ def test_random_configurations(cfg):
 def test_channels_and_patch_axes(axes, shape, patch, patch_axes):
     rs = np.random.RandomState(3)
     images = []
-    for i in range(2):
+    for _i in range(2):
         y = rs.gamma(1.0, 300, shape).astype(np.uint16)
         x = (y // 3 + rs.randint(0, 50, shape)).astype(np.uint16)
         images.append((x, y))
-    assert_same(*run_both(images, axes, patch, 10, chunk_seed=5, seed=7,
-                          cd_kwargs={"patch_axes": patch_axes}))
+    assert_same(
+        *run_both(
+            images, axes, patch, 10, chunk_seed=5, seed=7, cd_kwargs={"patch_axes": patch_axes}
+        )
+    )
 
 
 def test_sampling_with_replacement():
@@ -152,9 +177,16 @@ def test_custom_callables_match(tmp_path):
     images = [blob_pair((24, 28), s) for s in range(2)]
     np.random.seed(1)
     norm = cd.norm_percentiles()
-    assert_same(*run_both(images, "YX", (8, 8), 6, seed=2,
-                          cd_kwargs={"normalization": norm,
-                                     "patch_filter": cd.no_background_patches()}))
+    assert_same(
+        *run_both(
+            images,
+            "YX",
+            (8, 8),
+            6,
+            seed=2,
+            cd_kwargs={"normalization": norm, "patch_filter": cd.no_background_patches()},
+        )
+    )
 
 
 def test_generator_with_pixel_mask():

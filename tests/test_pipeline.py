@@ -29,15 +29,17 @@ def folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference(folder):
     np.random.seed(42)
-    X, Y, axes = cd.create_patches(cd.RawData.from_folder(folder, ["low"], "GT", axes="ZYX"),
-                                   PATCH, K, verbose=False)
+    X, Y, axes = cd.create_patches(
+        cd.RawData.from_folder(folder, ["low"], "GT", axes="ZYX"), PATCH, K, verbose=False
+    )
     return X, Y, axes, np.random.get_state()
 
 
 def ours(folder, **kw):
     np.random.seed(42)
-    out = cc.create_patches(cc.RawData.from_folder(folder, ["low"], "GT", axes="ZYX"),
-                            PATCH, K, verbose=False, **kw)
+    out = cc.create_patches(
+        cc.RawData.from_folder(folder, ["low"], "GT", axes="ZYX"), PATCH, K, verbose=False, **kw
+    )
     return (*out, np.random.get_state())
 
 
@@ -53,8 +55,13 @@ def test_from_folder_matches_csbdeep_and_npz(folder, reference, tmp_path):
     got = ours(folder, save_file=tmp_path / "ours.npz")
     same(reference, got)
     np.random.seed(42)
-    cd.create_patches(cd.RawData.from_folder(folder, ["low"], "GT", axes="ZYX"), PATCH, K,
-                      verbose=False, save_file=str(tmp_path / "ref.npz"))
+    cd.create_patches(
+        cd.RawData.from_folder(folder, ["low"], "GT", axes="ZYX"),
+        PATCH,
+        K,
+        verbose=False,
+        save_file=str(tmp_path / "ref.npz"),
+    )
     a, b = np.load(tmp_path / "ours.npz"), np.load(tmp_path / "ref.npz")
     assert sorted(a.files) == sorted(b.files)
     for key in a.files:
@@ -69,8 +76,12 @@ def test_scheduler_independent(folder, reference, scheduler):
 
 def test_distributed_cluster(folder, reference):
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster):
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
         same(reference, ours(folder))
 
 
@@ -86,7 +97,9 @@ def test_native_seed_independent_of_chunking(folder, reference, chunks):
     np.random.seed(42)
     raw_sorted = cd.RawData.from_arrays(
         [tifffile.imread(folder / "low" / f"img_{i:03d}.tif") for i in range(3)],
-        [tifffile.imread(folder / "GT" / f"img_{i:03d}.tif") for i in range(3)], "ZYX")
+        [tifffile.imread(folder / "GT" / f"img_{i:03d}.tif") for i in range(3)],
+        "ZYX",
+    )
     rX, rY, raxes = cd.create_patches(raw_sorted, PATCH, K, verbose=False)
     assert axes == raxes and np.array_equal(X, rX) and np.array_equal(Y, rY)
 
@@ -103,7 +116,7 @@ def test_zarr_output_streams_and_matches(folder, reference, tmp_path):
     assert rec["patch_size"] == list(PATCH) and len(rec["images"]) == 3
     starts, image = g["patch_start"][...], g["patch_image"][...]
     assert starts.shape == (3 * K, 3) and sorted(np.bincount(image)) == [K, K, K]
-    (Xt, Yt), _, axes_l = caredask.load_training_data(out, channel_last=False)
+    (Xt, _Yt), _, axes_l = caredask.load_training_data(out, channel_last=False)
     assert axes_l == "SCZYX" and np.array_equal(Xt, reference[0])
     # The recorded coordinates are where the raw patches came from.
     row = 0
@@ -113,8 +126,12 @@ def test_zarr_output_streams_and_matches(folder, reference, tmp_path):
     assert all(0 <= a and a + p <= d for a, p, d in zip(s, PATCH, (12, 64, 48), strict=True))
     with pytest.raises(InputError, match="overwrite"):
         caredask.generate_training_data(
-            cc.RawData.from_folder(folder, ["low"], "GT", axes="ZYX"), PATCH, K, seed=1,
-            save_file=out)
+            cc.RawData.from_folder(folder, ["low"], "GT", axes="ZYX"),
+            PATCH,
+            K,
+            seed=1,
+            save_file=out,
+        )
 
 
 def test_building_reads_nothing(folder, no_compute, monkeypatch):
@@ -127,7 +144,7 @@ def test_building_reads_nothing(folder, no_compute, monkeypatch):
 
     monkeypatch.setattr(tiff_loader._TiffReader, "__getitem__", counting)
     raw = cc.RawData.from_folder(folder, ["low"], "GT", axes="ZYX")
-    for x, y, axes, _ in raw.generator():
+    for x, y, _axes, _ in raw.generator():
         _ = (x[:, :8] + y[:, :8]).sum()  # graph building only
     assert sum(calls.values()) == 0
 

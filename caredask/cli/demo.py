@@ -23,16 +23,21 @@ def run_demo(out: Path) -> Path:
     raw = RawData.from_folder(data, ["low"], "GT", axes="ZYX")
     target = out / "training_data.npz"
     t0 = time.perf_counter()
-    X, Y, axes = generate_training_data(raw, (16, 64, 64), 32, seed=0, save_file=target,
-                                        verbose=True)
+    X, Y, axes = generate_training_data(
+        raw, (16, 64, 64), 32, seed=0, save_file=target, verbose=True
+    )
     dt = time.perf_counter() - t0
-    (Xt, Yt), (Xv, Yv), axes_l = load_training_data(target, validation_split=0.1)
+    (Xt, _), val, axes_l = load_training_data(target, validation_split=0.1)
+    n_val = 0 if val is None else len(val[0])
     print(f"training data: {target}  ({dt:.1f} s)")
     print(f"  X {X.shape} float32, Y {Y.shape} float32, axes {axes}")
-    print(f"  X range [{np.min(X):.2f}, {np.max(X):.2f}], Y range [{np.min(Y):.2f}, "
-          f"{np.max(Y):.2f}] (percentile-normalised)")
-    print(f"  load_training_data: {len(Xt)} training + {len(Xv)} validation patches, "
-          f"axes {axes_l}")
-    print(f"same data with csbdeep: np.random.seed(0); csbdeep.data.create_patches("
-          f"RawData.from_folder('{data}', ['low'], 'GT', axes='ZYX'), (16, 64, 64), 32)")
+    print(
+        f"  X range [{np.min(X):.2f}, {np.max(X):.2f}], Y range [{np.min(Y):.2f}, "
+        f"{np.max(Y):.2f}] (percentile-normalised)"
+    )
+    print(f"  load_training_data: {len(Xt)} training + {n_val} validation patches, axes {axes_l}")
+    print(
+        f"same data with csbdeep: np.random.seed(0); csbdeep.data.create_patches("
+        f"RawData.from_folder('{data}', ['low'], 'GT', axes='ZYX'), (16, 64, 64), 32)"
+    )
     return target

@@ -17,20 +17,36 @@ __all__ = ["build_parser", "main"]
 
 def _add_patch_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("patches (csbdeep's create_patches options)")
-    g.add_argument("--patch-size", type=int, nargs="+", required=True, metavar="N",
-                   help="patch size, one entry per axis, e.g. 16 64 64")
+    g.add_argument(
+        "--patch-size",
+        type=int,
+        nargs="+",
+        required=True,
+        metavar="N",
+        help="patch size, one entry per axis, e.g. 16 64 64",
+    )
     g.add_argument("--n-patches-per-image", "-k", type=int, required=True)
     g.add_argument("--patch-axes", default=None, help="axes of the patches, e.g. YXC")
     g.add_argument("--no-shuffle", action="store_true", help="keep patches in sample order")
-    g.add_argument("--seed", type=int, default=0,
-                   help="random seed (same result as np.random.seed(SEED) before csbdeep)")
+    g.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="random seed (same result as np.random.seed(SEED) before csbdeep)",
+    )
     f = p.add_argument_group("filter and normalisation")
     f.add_argument("--no-filter", action="store_true", help="sample everywhere (patch_filter=None)")
     f.add_argument("--filter-threshold", type=float, default=0.4)
     f.add_argument("--filter-percentile", type=float, default=99.9)
     f.add_argument("--no-normalization", action="store_true", help="normalization=None")
-    f.add_argument("--percentiles", type=float, nargs=2, default=None, metavar=("PMIN", "PMAX"),
-                   help="fixed percentiles instead of random ones per patch")
+    f.add_argument(
+        "--percentiles",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("PMIN", "PMAX"),
+        help="fixed percentiles instead of random ones per patch",
+    )
     f.add_argument("--pmin", type=float, nargs=2, default=(1.0, 3.0), metavar=("LO", "HI"))
     f.add_argument("--pmax", type=float, nargs=2, default=(99.5, 99.9), metavar=("LO", "HI"))
     f.add_argument("--relu-last", action="store_true")
@@ -50,8 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sort", action="store_true", help="natural file order (csbdeep: dir order)")
     p.add_argument("--output", "-o", required=True, help="output file: *.npz or *.zarr")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    p.add_argument("--scheduler", default=None,
-                   help="dask scheduler: threads, processes, synchronous or a cluster ADDRESS")
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        help="dask scheduler: threads, processes, synchronous or a cluster ADDRESS",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     _add_patch_options(p)
     i = sub.add_parser("inspect", help="what each image of a source looks like to caredask")
@@ -88,8 +107,9 @@ def _normalization(args: argparse.Namespace) -> Any:
         return None
     if args.percentiles is not None:
         return PercentileNormalization(tuple(args.percentiles), args.relu_last)
-    return PercentileNormalization(sample_percentiles(tuple(args.pmin), tuple(args.pmax)),
-                                   args.relu_last)
+    return PercentileNormalization(
+        sample_percentiles(tuple(args.pmin), tuple(args.pmax)), args.relu_last
+    )
 
 
 def _patches(args: argparse.Namespace) -> int:
@@ -102,16 +122,28 @@ def _patches(args: argparse.Namespace) -> int:
         raise CaredaskError(f"--output {out}: use a file name ending in .npz or .zarr")
     if out.exists() and not args.overwrite:
         raise CaredaskError(f"{out} exists; pass --overwrite to replace it or choose another name")
-    raw = RawData.from_folder(args.basepath, args.source_dirs, args.target_dir, args.axes,
-                              args.pattern, sort=args.sort)
-    filt = None if args.no_filter else no_background_patches(args.filter_threshold,
-                                                             args.filter_percentile)
+    raw = RawData.from_folder(
+        args.basepath, args.source_dirs, args.target_dir, args.axes, args.pattern, sort=args.sort
+    )
+    filt = (
+        None
+        if args.no_filter
+        else no_background_patches(args.filter_threshold, args.filter_percentile)
+    )
     with scheduler(args.scheduler):
         X, Y, axes = generate_training_data(
-            raw, args.patch_size, args.n_patches_per_image, seed=args.seed,
-            patch_axes=args.patch_axes, save_file=out, patch_filter=filt,
-            normalization=_normalization(args), shuffle=not args.no_shuffle,
-            overwrite=args.overwrite, verbose=not args.quiet)
+            raw,
+            args.patch_size,
+            args.n_patches_per_image,
+            seed=args.seed,
+            patch_axes=args.patch_axes,
+            save_file=out,
+            patch_filter=filt,
+            normalization=_normalization(args),
+            shuffle=not args.no_shuffle,
+            overwrite=args.overwrite,
+            verbose=not args.quiet,
+        )
     print(f"wrote {out}: X {tuple(X.shape)}, Y {tuple(Y.shape)}, axes {axes}")
     return 0
 
@@ -123,16 +155,26 @@ def describe(paths: Sequence[str], axes: str | None) -> list[dict[str, Any]]:
     rows = []
     for p in paths:
         for img in open_images(p, axes):
-            rows.append({"name": img.name, "source": img.source, "shape": img.data.shape,
-                         "axes": img.axes, "dtype": str(img.data.dtype),
-                         "chunks": img.data.chunksize, "n_chunks": img.data.npartitions})
+            rows.append(
+                {
+                    "name": img.name,
+                    "source": img.source,
+                    "shape": img.data.shape,
+                    "axes": img.axes,
+                    "dtype": str(img.data.dtype),
+                    "chunks": img.data.chunksize,
+                    "n_chunks": img.data.npartitions,
+                }
+            )
     return rows
 
 
 def _inspect(args: argparse.Namespace) -> int:
     for r in describe(args.path, args.axes):
-        print(f"{r['name']}\n  source: {r['source']}\n  shape:  {r['shape']}  axes: {r['axes']}"
-              f"  dtype: {r['dtype']}\n  chunks: {r['chunks']} ({r['n_chunks']} chunks)")
+        print(
+            f"{r['name']}\n  source: {r['source']}\n  shape:  {r['shape']}  axes: {r['axes']}"
+            f"  dtype: {r['dtype']}\n  chunks: {r['chunks']} ({r['n_chunks']} chunks)"
+        )
     return 0
 
 

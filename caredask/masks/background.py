@@ -146,10 +146,10 @@ def line_counts(packed: np.ndarray) -> np.ndarray:
 def packed_mask(mask: da.Array) -> da.Array:
     """Bit-pack a boolean dask array along its last axis (1 bit per voxel, per block)."""
     chunks = (*mask.chunks[:-1], tuple(-(-c // 8) for c in mask.chunks[-1]))
-    return mask.map_blocks(pack_lines, chunks=chunks, dtype=np.uint8)
+    return da.map_blocks(pack_lines, mask, chunks=chunks, dtype=np.uint8)
 
 
 def packed_line_counts(packed: da.Array) -> da.Array:
     """Per (line, last-axis block) counts of a packed mask: shape ``(*lead, n_blocks_last)``."""
     chunks = (*packed.chunks[:-1], (1,) * len(packed.chunks[-1]))
-    return packed.map_blocks(line_counts, chunks=chunks, dtype=np.int64)
+    return da.map_blocks(line_counts, packed, chunks=chunks, dtype=np.int64)

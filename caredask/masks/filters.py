@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -47,12 +48,16 @@ class BackgroundFilter:
         filtered = ndi.maximum_filter(image, filter_size(patch_size), mode="constant")
         return np.asarray(filtered > self.threshold * np.percentile(image, self.percentile))
 
-    def threshold_from(self, p: np.floating) -> np.floating:
+    def threshold_from(self, p: Any) -> Any:
         """The threshold csbdeep compares with, from the float32 percentile ``p``.
 
         ``threshold * p`` with numpy's promotion rules: float32 for a Python float threshold.
         """
-        return np.asarray(self.threshold * np.float32(p))[()]  # type: ignore[no-any-return]
+        return np.asarray(self.threshold * np.float32(p))[()]
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
 
 
 def no_background_patches(threshold: float = 0.4, percentile: float = 99.9) -> BackgroundFilter:
@@ -71,8 +76,8 @@ def no_background_patches(threshold: float = 0.4, percentile: float = 99.9) -> B
     BackgroundFilter
         Callable as ``filter((y, x), patch_size)``; computed blockwise by the pipeline.
     """
-    if not (np.isscalar(percentile) and 0 <= percentile <= 100):
+    if not (_is_real(percentile) and 0 <= percentile <= 100):
         raise InputError(f"no_background_patches: percentile={percentile!r} must be in [0, 100]")
-    if not (np.isscalar(threshold) and 0 <= threshold <= 1):
+    if not (_is_real(threshold) and 0 <= threshold <= 1):
         raise InputError(f"no_background_patches: threshold={threshold!r} must be in [0, 1]")
     return BackgroundFilter(threshold, percentile)

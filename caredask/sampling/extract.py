@@ -75,5 +75,5 @@ def assemble(plan: PatchPlan, results: Sequence[list[np.ndarray]]) -> np.ndarray
     out = np.empty(plan.shape, dtype=plan.dtype)
     for pieces, dests in zip(results, plan.dests, strict=True):
         for piece, (pid, dest) in zip(pieces, dests, strict=True):
-            out[(pid, *dest)] = piece
+            out[(pid, *dest)] = piece  # type: ignore[index]
     return out

@@ -33,12 +33,15 @@ from ..masks.background import (
     border_slices,
     dilate_above_mask,
     erode_pixel_mask,
-    filter_size,
     packed_line_counts,
     packed_mask,
 )
 from ..masks.filters import BackgroundFilter
-from ..statistics.normalize import PercentileNormalization, normalize_mi_ma
+from ..statistics.normalize import (
+    FixedRangeNormalization,
+    PercentileNormalization,
+    normalize_mi_ma,
+)
 from ..transforms import Transform, is_rng_free, permute_axes
 from .centres import choose_ranks, locate_ranks, ranks_to_centres_dense
 from .extract import assemble, plan_patches
@@ -81,7 +84,7 @@ class PatchJob:
     def known(self) -> bool:
         """Filter and normalisation are caredask's own (or None): the lazy path applies."""
         return isinstance(self.patch_filter, BackgroundFilter | None) and isinstance(
-            self.normalization, PercentileNormalization | None
+            self.normalization, PercentileNormalization | FixedRangeNormalization | None
         )
 
 
@@ -186,7 +189,10 @@ def _mask_graph(item: Item, job: PatchJob, thr: Any) -> da.Array | None:
 
 
 def stencil_chunks(
-    shape: Sequence[int], chunksize: Sequence[int], depth: Sequence[int], itemsize: int,
+    shape: Sequence[int],
+    chunksize: Sequence[int],
+    depth: Sequence[int],
+    itemsize: int,
     target_bytes: int = 32 * 2**20,
 ) -> tuple[int, ...] | None:
     """Chunks for a stencil with halo ``depth``: each at least 4 halos wide where possible.
@@ -200,15 +206,17 @@ def stencil_chunks(
     chunk = list(shape)
     last = len(chunk) - 1
     while int(np.prod(chunk)) * itemsize > target_bytes and max(chunk) > 1:
-        ratio = [c / (4 * d + 1) / (4 if j == last else 1) for j, (c, d) in
-                 enumerate(zip(chunk, depth, strict=True))]
+        ratio = [
+            c / (4 * d + 1) / (4 if j == last else 1)
+            for j, (c, d) in enumerate(zip(chunk, depth, strict=True))
+        ]
         j = int(np.argmax(ratio))
         chunk[j] = -(-chunk[j] // 2)
     return tuple(chunk)
 
 
 def _for_stencil(a: da.Array, depth: Sequence[int]) -> da.Array:
-    chunks = stencil_chunks(a.shape, a.chunksize, depth, a.dtype.itemsize)
+    chunks = stencil_chunks(a.shape, tuple(int(c) for c in a.chunksize), depth, a.dtype.itemsize)
     a = a if chunks is None else a.rechunk(chunks)
     # map_overlap needs every chunk at least as large as the halo (short last chunks).
     fixed = tuple(
@@ -227,6 +235,7 @@ def _empty_region(item: Item) -> EmptyRegionError:
 
 
 def _locate_centres(items: list[Item], job: PatchJob) -> None:
+    assert all(it.seed is not None for it in items)
     ps = job.patch_size
     masks = [_mask_graph(it, job, it.stats.threshold) for it in items]
     packed = [packed_mask(m) for m in masks if m is not None]
@@ -239,13 +248,15 @@ def _locate_centres(items: list[Item], job: PatchJob) -> None:
         if m is None:
             bshape = [s.stop - s.start for s in border]
             n_valid = int(np.prod(bshape))
-            it.starts = ranks_to_centres_dense(choose_ranks(it.seed, n_valid, job.k), bshape, start)
+            it.starts = ranks_to_centres_dense(
+                choose_ranks(int(it.seed or 0), n_valid, job.k), bshape, start
+            )
         else:
             c = counts[j]
             n_valid = int(c.sum())
             if n_valid == 0:
                 raise _empty_region(it)
-            ranks = choose_ranks(it.seed, n_valid, job.k)
+            ranks = choose_ranks(int(it.seed or 0), n_valid, job.k)
             it.starts = locate_ranks(ranks, c, packed[j], m.chunks[-1], start)
             j += 1
         it.starts = it.starts - np.array([p // 2 for p in ps], dtype=np.int64)
@@ -254,6 +265,7 @@ def _locate_centres(items: list[Item], job: PatchJob) -> None:
 def _extract(items: list[Item], job: PatchJob) -> list[tuple[np.ndarray, np.ndarray]]:
     plans = []
     for it in items:
+        assert it.starts is not None
         plans.append(plan_patches(_as_dask(it.y), it.starts, job.patch_size))
         plans.append(plan_patches(_as_dask(it.x), it.starts, job.patch_size))
     results = dask.compute(*[p.tasks for p in plans])
@@ -261,7 +273,11 @@ def _extract(items: list[Item], job: PatchJob) -> list[tuple[np.ndarray, np.ndar
     return [(arrays[2 * i + 1], arrays[2 * i]) for i in range(len(items))]
 
 
-def _normalise(it: Item, px: np.ndarray, py: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _normalise(
+    it: Item, px: np.ndarray, py: np.ndarray, job: PatchJob, channel: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(job.normalization, FixedRangeNormalization):
+        return job.normalization(px, py, None, None, None, channel)
     st = it.stats
     if st.x_lo is None:
         return px.astype(np.float32), py.astype(np.float32)
@@ -279,8 +295,9 @@ def _process_lazy(
     for it, st in zip(items, stats, strict=True):
         it.stats = st
     _locate_centres(items, job)
+    patches = _extract(items, job)
     return [
-        _normalise(it, px, py) for it, (px, py) in zip(items, _extract(items, job), strict=True)
+        _normalise(it, px, py, job, channel) for it, (px, py) in zip(items, patches, strict=True)
     ]
 
 
@@ -298,7 +315,7 @@ def _process_eager(it: Item, job: PatchJob, channel: int | None) -> tuple[np.nda
     if len(valid) == 0:
         raise _empty_region(it)
     it.seed = int(job.rng.randint(0, UINT32_MAX, dtype=np.uint32))
-    ranks = choose_ranks(it.seed, len(valid), job.k)
+    ranks = choose_ranks(int(it.seed or 0), len(valid), job.k)
     centres = np.stack(np.unravel_index(valid[ranks], m[border].shape), axis=-1)
     it.starts = centres + np.array([s.start - p // 2 for s, p in zip(border, ps, strict=True)])
     sl = [tuple(slice(int(a), int(a) + p) for a, p in zip(s, ps, strict=True)) for s in it.starts]

@@ -90,6 +90,7 @@ class ZarrSink:
             self.writer.write(
                 r, to_output_layout(px, self.channel), to_output_layout(py, self.channel)
             )
+            assert it.starts is not None
             self.starts[r], self.image[r] = it.starts, it.index
             self.records.append(record(it, starts=False))
 

@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import InputError
 
 __all__ = [
+    "FixedRangeNormalization",
     "PercentileNormalization",
     "SamplePercentiles",
     "normalize_mi_ma",
@@ -75,8 +76,8 @@ def normalize_mi_ma(
     """``(x - mi) / (ma - mi + eps)``, all in ``dtype`` (float32), as csbdeep computes it."""
     if dtype is not None:
         x = x.astype(dtype, copy=False)
-        mi = dtype(mi) if np.isscalar(mi) else mi.astype(dtype, copy=False)
-        ma = dtype(ma) if np.isscalar(ma) else ma.astype(dtype, copy=False)
+        mi = np.asarray(mi).astype(dtype, copy=False)
+        ma = np.asarray(ma).astype(dtype, copy=False)
         eps = dtype(eps)  # type: ignore[assignment]
     out = (x - mi) / (ma - mi + eps)
     return np.clip(out, 0, 1) if clip else out
@@ -117,7 +118,7 @@ class PercentileNormalization:
         pmins, pmaxs = tuple(pairs[:, 0]), tuple(pairs[:, 1])
         axes = None if channel is None else tuple(d for d in range(x.ndim) if d != channel)
 
-        def perc(a: np.ndarray, q: Sequence[float]) -> np.ndarray:
+        def perc(a: np.ndarray, q: Any) -> np.ndarray:
             return np.percentile(a, q, axis=axes, keepdims=True)
 
         xn = normalize_mi_ma(patches_x, perc(x, pmins), perc(x, pmaxs))
@@ -148,3 +149,49 @@ def norm_percentiles(
     else:
         _check_pair(percentiles, "percentiles")
     return PercentileNormalization(percentiles, bool(relu_last))
+
+
+@dataclass(frozen=True)
+class FixedRangeNormalization:
+    """Normalise every image with the same ranges (e.g. dataset-level percentiles).
+
+    ``x_lo``/``x_hi`` (source) and ``y_lo``/``y_hi`` (target) are scalars or one value per
+    channel; patches become ``(p - lo) / (hi - lo + 1e-20)`` in float32, like
+    :func:`normalize_mi_ma`.  No per-image statistics are computed.
+    """
+
+    x_lo: Any
+    x_hi: Any
+    y_lo: Any
+    y_hi: Any
+
+    def ranges(self, ndim: int, channel: int | None) -> tuple[np.ndarray, ...]:
+        """``(x_lo, x_hi, y_lo, y_hi)`` shaped to broadcast against ``(k, *patch)``."""
+        shape = [1] * (ndim + 1)
+        out = []
+        for v in (self.x_lo, self.x_hi, self.y_lo, self.y_hi):
+            a = np.asarray(v, dtype=np.float64).ravel()
+            if a.size > 1:
+                if channel is None:
+                    raise InputError(
+                        f"{a.size} per-channel ranges given but the images have no C axis; "
+                        "give one value each"
+                    )
+                shape_c = list(shape)
+                shape_c[1 + channel] = a.size
+                out.append(a.reshape(shape_c))
+            else:
+                out.append(a.reshape(shape))
+        return tuple(out)
+
+    def __call__(
+        self,
+        patches_x: np.ndarray,
+        patches_y: np.ndarray,
+        x: Any,
+        y: Any,
+        mask: Any,
+        channel: int | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        xl, xh, yl, yh = self.ranges(patches_x.ndim - 1, channel)
+        return normalize_mi_ma(patches_x, xl, xh), normalize_mi_ma(patches_y, yl, yh)
