@@ -178,8 +178,10 @@ def test_missing_and_empty(tmp_path: Path) -> None:
         open_images(tmp_path / "nope.tif", axes="YX")
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(SourceNotFoundError, match=r"empty: no file matches pattern '\*\.tif\*'"):
+    with pytest.raises(SourceNotFoundError, match=r"empty: no image files caredask can read"):
         open_images(empty, axes="YX")
+    with pytest.raises(SourceNotFoundError, match=r"empty: no file matches pattern '\*\.tif\*'"):
+        open_images(empty, axes="YX", pattern="*.tif*")
 
 
 def test_bad_options(files: dict[str, Path]) -> None:

@@ -76,6 +76,32 @@ def _is_pathlike(x: Any) -> bool:
     return isinstance(x, str | os.PathLike)
 
 
+def _check_homogeneous(source: Sequence[Any]) -> None:
+    kinds = {"://" in str(s) for s in source if _is_pathlike(s)}
+    if len(kinds) > 1:
+        raise InputError(
+            f"a list of sources mixes URIs and local paths ({list(map(str, source))}); give all "
+            "local paths or all URIs (e.g. file:///abs/path.zarr)"
+        )
+
+
+def _open_folder(folder: Path, axes: str | None, **options: Any) -> list[LazyImage]:
+    """Every readable file of a folder, in natural order (dotfiles and sub-folders skipped)."""
+    files = sorted(
+        (f for f in folder.iterdir() if f.is_file() and not f.name.startswith(".")),
+        key=lambda f: natural_key(f.name),
+    )
+    readable = [f for f in files if any(lo.probe(f, options) for lo in _LOADERS)]
+    if not readable:
+        raise SourceNotFoundError(
+            f"{folder}: no image files caredask can read (TIFF, Zarr, CZI, ...); check the folder"
+        )
+    images: list[LazyImage] = []
+    for f in readable:
+        images.extend(open_images(f, axes, **options))
+    return images
+
+
 def open_images(source: Any, axes: str | None = None, **options: Any) -> list[LazyImage]:
     """Open every image of a source lazily.
 
@@ -107,10 +133,13 @@ def open_images(source: Any, axes: str | None = None, **options: Any) -> list[La
         if loader.probe(source, options):
             return loader.open(source, axes, **options)
     if isinstance(source, Sequence) and not isinstance(source, str | bytes):
+        _check_homogeneous(source)
         images: list[LazyImage] = []
         for s in source:
             images.extend(open_images(s, axes, **options))
         return images
+    if _is_pathlike(source) and Path(source).is_dir():
+        return _open_folder(Path(source), axes, **options)
     if _is_pathlike(source) and "://" not in str(source) and not Path(source).exists():
         raise SourceNotFoundError(
             f"{source}: no such file or directory; check the path (relative paths are taken "

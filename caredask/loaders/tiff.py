@@ -395,12 +395,18 @@ def _list_folder(folder: Path, pattern: str) -> list[Path]:
 
 
 def probe_tiff(source: Any, options: dict[str, Any]) -> bool:
-    """Say yes to a path ending in ``.tif``/``.tiff`` (any case) or a folder (not a zarr)."""
+    """Say yes to a path ending in ``.tif``/``.tiff`` (any case) or a folder of TIFFs."""
     if not isinstance(source, str | os.PathLike) or "://" in str(source):
         return False
     p = Path(source).expanduser()
     if p.is_dir():
-        return not _is_zarr_dir(p)
+        if _is_zarr_dir(p):
+            return False
+        # A folder is TIFF's when asked with a pattern, or when it holds TIFF files (a folder
+        # of other formats, e.g. CZI, goes to the registry's per-file listing).
+        return "pattern" in options or any(
+            f.suffix.lower() in TIFF_SUFFIXES for f in p.iterdir() if not f.name.startswith(".")
+        )
     return p.suffix.lower() in TIFF_SUFFIXES
 
 
