@@ -228,3 +228,26 @@ def test_reduced_target():
         out.append((res, np.random.get_state()))
         rs = np.random.RandomState(2)
     assert_same(out[0][0], out[0][1], out[1][0], out[1][1])
+
+
+def test_crop_and_broadcast_transforms():
+    rs = np.random.RandomState(9)
+    X = [rs.gamma(1, 300, (5, 30, 28)).astype(np.uint16) for _ in range(2)]
+    Y = [rs.gamma(1, 300, (30, 28)).astype(np.uint16) for _ in range(2)]
+    results = []
+    for mod in (cd, cc):
+        tfs = [
+            mod.broadcast_target("YX"),
+            mod.crop_images((slice(1, 5), slice(2, 27), slice(0, 26))),
+        ]
+        np.random.seed(4)
+        raw = mod.RawData(
+            lambda: ((x, y, "ZYX", None) for x, y in zip(X, Y, strict=True)), 2, "bcast"
+        )
+        results.append(
+            (
+                mod.create_patches(raw, (2, 8, 8), 7, transforms=tfs, verbose=False),
+                np.random.get_state(),
+            )
+        )
+    assert_same(results[0][0], results[0][1], results[1][0], results[1][1])

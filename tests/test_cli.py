@@ -1,0 +1,145 @@
+"""The ``caredask`` command line, as a user runs it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from caredask.cli.main import main
+from caredask.synthetic import write_tiff_pairs
+
+cd = pytest.importorskip("csbdeep.data")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    base = tmp_path_factory.mktemp("cli")
+    write_tiff_pairs(base, 2, (10, 48, 40), seed=3)
+    return base
+
+
+def test_patches_npz_equals_csbdeep(data, tmp_path, capsys):
+    out = tmp_path / "train.npz"
+    args = [
+        "patches",
+        str(data),
+        "--axes",
+        "ZYX",
+        "--patch-size",
+        "4",
+        "16",
+        "16",
+        "-k",
+        "5",
+        "--seed",
+        "7",
+        "-o",
+        str(out),
+        "-q",
+    ]
+    assert main(args) == 0
+    assert "wrote" in capsys.readouterr().out
+    np.random.seed(7)
+    X, Y, axes = cd.create_patches(
+        cd.RawData.from_folder(data, ["low"], "GT", axes="ZYX"), (4, 16, 16), 5, verbose=False
+    )
+    f = np.load(out)
+    assert str(f["axes"]) == axes and np.array_equal(f["X"], X) and np.array_equal(f["Y"], Y)
+    assert main(args) == 2  # exists: refused without --overwrite
+    assert "--overwrite" in capsys.readouterr().err
+    assert main([*args, "--overwrite"]) == 0
+
+
+def test_patches_zarr_options(data, tmp_path):
+    out = tmp_path / "train.zarr"
+    assert (
+        main(
+            [
+                "patches",
+                str(data),
+                "--axes",
+                "ZYX",
+                "--patch-size",
+                "4",
+                "16",
+                "16",
+                "-k",
+                "3",
+                "--no-filter",
+                "--percentiles",
+                "2",
+                "99.8",
+                "--relu-last",
+                "--no-shuffle",
+                "--scheduler",
+                "synchronous",
+                "-o",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
+    np.random.seed(0)
+    X, _, _ = cd.create_patches(
+        cd.RawData.from_folder(data, ["low"], "GT", axes="ZYX"),
+        (4, 16, 16),
+        3,
+        patch_filter=None,
+        shuffle=False,
+        normalization=cd.norm_percentiles((2, 99.8), relu_last=True),
+        verbose=False,
+    )
+    import zarr
+
+    assert np.array_equal(zarr.open_group(out, mode="r")["X"][...], X)
+
+
+def test_inspect(data, capsys):
+    assert main(["inspect", str(data / "low")]) == 0
+    out = capsys.readouterr().out
+    assert "img_000.tif" in out and "axes: ZYX" in out and "uint16" in out and "chunks" in out
+
+
+def test_errors(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "patches",
+                str(tmp_path),
+                "--patch-size",
+                "8",
+                "8",
+                "-k",
+                "2",
+                "-o",
+                str(tmp_path / "x.h5"),
+            ]
+        )
+        == 2
+    )
+    assert ".npz or .zarr" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "patches",
+                str(tmp_path / "nope"),
+                "--patch-size",
+                "8",
+                "8",
+                "-k",
+                "2",
+                "-o",
+                str(tmp_path / "x.npz"),
+            ]
+        )
+        == 2
+    )
+    assert "not a folder" in capsys.readouterr().err
+
+
+def test_demo(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert "X (128, 1, 16, 64, 64)" in out
+    assert (tmp_path / "demo" / "training_data.npz").exists()
