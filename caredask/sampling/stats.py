@@ -93,6 +93,8 @@ def _requests(
 
 def _resolve(req: StatRequest, values: np.ndarray, out: dict[Any, Any]) -> None:
     n = req.array.size
+    # NaN sorts last: the largest value tells whether numpy's result is NaN.
+    has_nan = req.array.dtype.kind == "f" and bool(np.isnan(values[-1]))
     pos = 0
     for tag, q, weak, cast in req.qs:
         m = np.size(percentile_ranks(n, q)[0])
@@ -102,7 +104,9 @@ def _resolve(req: StatRequest, values: np.ndarray, out: dict[Any, Any]) -> None:
         if cast:
             lo_v, hi_v = lo_v.astype(np.float32), hi_v.astype(np.float32)
         qq = q if weak else np.asarray(q, dtype=float)
-        res = percentile_from_order_statistics(lo_v, hi_v, n, qq, dtype=dtype, weak_q=weak)
+        res = percentile_from_order_statistics(
+            lo_v, hi_v, n, qq, dtype=dtype, weak_q=weak, has_nan=has_nan
+        )
         out[tag] = np.asarray(res).reshape(())[()] if np.ndim(q) == 0 else res
 
 
@@ -129,7 +133,7 @@ def batch_statistics(
         for _, q, _, _ in r.qs:
             lo, hi = percentile_ranks(r.array.size, q)
             rk += [np.atleast_1d(lo), np.atleast_1d(hi)]
-        ranks.append(np.concatenate(rk))
+        ranks.append(np.concatenate([*rk, [r.array.size - 1]]))
     values = order_statistics([r.array for r in flat], ranks) if flat else []
     results = []
     i = 0
