@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import CaredaskError
+from .dataset_cmd import add_parsers, handlers
 
 __all__ = ["build_parser", "main"]
 
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="write a small synthetic dataset and make training data")
     d.add_argument("--out", default="caredask-demo", help="folder for the demo data")
     d.add_argument("--scheduler", default=None)
+    add_parsers(sub)
     return ap
 
 
@@ -190,7 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``caredask`` command."""
     args = build_parser().parse_args(argv)
     try:
-        return {"patches": _patches, "inspect": _inspect, "demo": _demo}[args.command](args)
+        cmds = {"patches": _patches, "inspect": _inspect, "demo": _demo, **handlers(_patches)}
+        return cmds[args.command](args)
     except CaredaskError as e:
         print(f"caredask: error: {e}", file=sys.stderr)
         return 2
