@@ -16,7 +16,7 @@ import dask.array as da
 import numpy as np
 from dask.base import tokenize
 
-__all__ = ["ArrayReader", "LazyImage", "file_identity", "reader_to_dask"]
+__all__ = ["ArrayReader", "LazyImage", "balanced_chunks", "file_identity", "reader_to_dask"]
 
 
 class ArrayReader(Protocol):
@@ -91,3 +91,25 @@ def reader_to_dask(
     return da.from_array(
         reader, chunks=chunks, name=name, lock=False, asarray=False, meta=meta, inline_array=False
     )
+
+
+def balanced_chunks(
+    shape: tuple[int, ...], itemsize: int, target_bytes: int = 32 * 2**20
+) -> tuple[int, ...]:
+    """Chunks for freely addressable data (memory maps): whole lines, balanced elsewhere.
+
+    The last axis stays whole (contiguous reads of whole rows); the largest other axis is
+    halved until a chunk holds at most ``target_bytes``.  Blocks come out wide along every axis,
+    which keeps stencil halos (the background filter) and patch reads cheap.
+    """
+    chunk = list(shape)
+    while int(np.prod(chunk)) * itemsize > target_bytes:
+        lead = chunk[:-1]
+        if lead and max(lead) > 1:
+            j = int(np.argmax(lead))
+        else:
+            j = len(chunk) - 1
+        if chunk[j] <= 1:
+            break
+        chunk[j] = -(-chunk[j] // 2)
+    return tuple(chunk)

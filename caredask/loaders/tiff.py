@@ -34,7 +34,7 @@ from dask.array.core import normalize_chunks
 
 from ..axes import axes_check_and_normalize
 from ..errors import AxesError, CaredaskError, FormatError, InputError, SourceNotFoundError
-from .base import LazyImage, file_identity, reader_to_dask
+from .base import LazyImage, balanced_chunks, file_identity, reader_to_dask
 from .registry import natural_key, register_loader
 
 __all__ = [
@@ -326,7 +326,13 @@ def _aligned(chunks: tuple[tuple[int, ...], ...], storage: tuple[int, ...]) -> t
 
 
 def _chunks(info: _SeriesInfo, chunks: Any) -> tuple[tuple[int, ...], ...]:
-    """Default: multiples of the storage unit, about :data:`CHUNK_BYTES` each."""
+    """Default: multiples of the storage unit, about :data:`CHUNK_BYTES` each.
+
+    Memory-mappable series can be read in any shape: they get whole rows and balanced blocks
+    (:func:`~caredask.loaders.base.balanced_chunks`) instead of thin page slabs.
+    """
+    if chunks is None and info.dataoffset is not None:
+        chunks = balanced_chunks(info.shape, np.dtype(info.dtype).itemsize, CHUNK_BYTES)
     spec = "auto" if chunks is None else chunks
     norm = normalize_chunks(
         spec,

@@ -189,34 +189,38 @@ def _mask_graph(item: Item, job: PatchJob, thr: Any) -> da.Array | None:
 
 
 def stencil_chunks(
-    shape: Sequence[int],
-    chunksize: Sequence[int],
-    depth: Sequence[int],
-    itemsize: int,
-    target_bytes: int = 32 * 2**20,
-) -> tuple[int, ...] | None:
-    """Chunks for a stencil with halo ``depth``: each at least 4 halos wide where possible.
+    chunks: tuple[tuple[int, ...], ...], depth: Sequence[int]
+) -> tuple[tuple[int, ...], ...] | None:
+    """Merge chunks along axes where they are thinner than 4 halos (``None``: keep them).
 
-    Returns ``None`` when the current chunks already are.  Otherwise starts from the whole
-    array and halves the axis whose chunk is largest relative to its halo (the last axis, kept
-    long for contiguous lines, counts a quarter) until a chunk fits ``target_bytes``.
+    Only merging (whole neighbouring chunks concatenated): a split-and-merge rechunk could hold
+    many source chunks in memory at once.
     """
-    if all(c >= 4 * d or c == n for c, d, n in zip(chunksize, depth, shape, strict=True)):
-        return None
-    chunk = list(shape)
-    last = len(chunk) - 1
-    while int(np.prod(chunk)) * itemsize > target_bytes and max(chunk) > 1:
-        ratio = [
-            c / (4 * d + 1) / (4 if j == last else 1)
-            for j, (c, d) in enumerate(zip(chunk, depth, strict=True))
-        ]
-        j = int(np.argmax(ratio))
-        chunk[j] = -(-chunk[j] // 2)
-    return tuple(chunk)
+    out = []
+    changed = False
+    for c, d in zip(chunks, depth, strict=True):
+        want = 4 * d
+        if d == 0 or len(c) == 1 or min(c[:-1] or c) >= want:
+            out.append(c)
+            continue
+        merged, acc = [], 0
+        for size in c:
+            acc += size
+            if acc >= want:
+                merged.append(acc)
+                acc = 0
+        if acc:
+            if merged:
+                merged[-1] += acc
+            else:
+                merged.append(acc)
+        out.append(tuple(merged))
+        changed = True
+    return tuple(out) if changed else None
 
 
 def _for_stencil(a: da.Array, depth: Sequence[int]) -> da.Array:
-    chunks = stencil_chunks(a.shape, tuple(int(c) for c in a.chunksize), depth, a.dtype.itemsize)
+    chunks = stencil_chunks(a.chunks, depth)
     a = a if chunks is None else a.rechunk(chunks)
     # map_overlap needs every chunk at least as large as the halo (short last chunks).
     fixed = tuple(
