@@ -181,6 +181,21 @@ def test_split_groups_disjoint_seeded(n: int, frac: float, seed: int, n_groups: 
     assert split_groups(labels[::-1], frac, seed)[1] == sorted(n - 1 - i for i in test)
 
 
+def test_group_labels_regex_and_duplicates() -> None:
+    from caredask.dataset.index import ImageRecord
+    from caredask.dataset.manifest import _group_labels
+
+    def rec(i: str) -> ImageRecord:
+        return ImageRecord(i, f"/x/{i}", "ok")
+
+    keys = ["m1_t0.tif", "m1_t1.tif", "m2_t0.tif", "m3_t0.tif", "m4_t0.tif"]
+    src = [rec("a"), rec("b"), rec("c"), rec("d"), rec("c")]  # m4 duplicates m2's source
+    pairs = [(k, s, rec(f"t{i}")) for i, (k, s) in enumerate(zip(keys, src, strict=True))]
+    labels = _group_labels(pairs, r"^(m\d)_")
+    assert labels == ["m1", "m1", "m2", "m3", "m2"]
+    assert _group_labels(pairs, None) == ["a", "b", "c", "d", "c"]
+
+
 def test_split_bad_fraction() -> None:
     with pytest.raises(InputError, match=r"must be in \[0, 1\)"):
         split_groups(["a", "b"], 1.0, 0)

@@ -27,9 +27,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -550,13 +550,3 @@ def build_index(
 def _same_screening(old: dict[str, Any], new: dict[str, Any]) -> bool:
     keys = ("axes", "options", "screening")
     return all(old.get(k) == new.get(k) for k in keys)
-
-
-def with_reason(record: ImageRecord, reason: str) -> ImageRecord:
-    """A copy of ``record`` rejected for ``reason``."""
-    return replace(record, status="rejected", reason=reason)
-
-
-def iter_units(records: Iterable[ImageRecord]) -> list[str]:
-    """Unit paths of ``records`` in first-seen order."""
-    return list(dict.fromkeys(r.path for r in records))

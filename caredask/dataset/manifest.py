@@ -17,6 +17,7 @@ set.  At least one group must remain for training.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -432,6 +433,13 @@ def create_dataset(
     """
     out = Path(output)
     _check_output(out, save_file, overwrite)
+    try:
+        json.dumps(options)
+    except TypeError as e:
+        raise InputError(
+            f"loader options {sorted(options)} must be JSON-serialisable to be recorded in the "
+            f"manifest ({e}); pass numbers, strings and lists"
+        ) from None
     norm_spec = _norm_spec(normalization)
     filt_spec = DEFAULT_FILTER if patch_filter == "default" else patch_filter
     if isinstance(filt_spec, str):
@@ -537,8 +545,6 @@ def create_dataset(
 
 
 def _dataset_id(data: dict[str, Any]) -> str:
-    import json
-
     ids = [(p["source"]["id"], p["target"]["id"]) for p in data["inputs"]["pairs"]]
     core = {"ids": ids, "split": data["split"], "patches": data["patches"]}
     return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:16]
