@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ _OPTIONAL_MODULES = (
     "caredask.loaders.czi",
 )
 _loaded = False
+_load_lock = threading.Lock()
 
 
 def register_loader(name: str, probe: Probe, open: Opener, *, first: bool = False) -> None:
@@ -56,15 +58,12 @@ def _ensure_builtins() -> None:
     global _loaded
     if _loaded:
         return
-    _loaded = True
-    for mod in _BUILTIN_MODULES:
-        importlib.import_module(mod)
-    for mod in _OPTIONAL_MODULES:
-        try:
+    with _load_lock:  # threads opening sources at once must all see every loader
+        if _loaded:
+            return
+        for mod in (*_BUILTIN_MODULES, *_OPTIONAL_MODULES):
             importlib.import_module(mod)
-        except ModuleNotFoundError as e:  # a module of a later feature, not written yet
-            if e.name != mod:
-                raise
+        _loaded = True
 
 
 def natural_key(s: str) -> list[Any]:
