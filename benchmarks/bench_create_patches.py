@@ -54,7 +54,7 @@ def _digest(a: Any) -> str:
 def _rng_digest() -> str:
     import numpy as np
 
-    state: Any = np.random.get_state()  # noqa: NPY002 (csbdeep uses the legacy global RNG)
+    state: Any = np.random.get_state()
     name, keys, pos, has_gauss, cached = state
     head = repr((name, pos, has_gauss, float(cached))).encode()
     return hashlib.sha256(head + keys.tobytes()).hexdigest()
@@ -90,7 +90,7 @@ def run_child(cfg: dict[str, Any]) -> None:
     import_s = time.perf_counter() - t_import
     raw = raw_data_cls.from_folder(cfg["base"], ["low"], "GT", axes=cfg["axes"])
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    np.random.seed(0)  # noqa: NPY002
+    np.random.seed(0)
     t0 = time.perf_counter()
     X, Y, axes = create_patches(raw, tuple(cfg["patch_size"]), cfg["n_per_image"], verbose=False)
     wall = time.perf_counter() - t0

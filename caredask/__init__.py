@@ -11,6 +11,16 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+from .augment import (
+    accumulate_frames,
+    accumulate_image,
+    anisotropic_distortions,
+    flip_xy,
+    rotate_xy,
+    split_channels,
+    sum_frames,
+    transform_labels,
+)
 from .errors import (
     AxesError,
     CaredaskError,
@@ -39,6 +49,14 @@ _COMPAT = {
 
 __all__ = [
     "AxesError",
+    "accumulate_frames",
+    "accumulate_image",
+    "anisotropic_distortions",
+    "flip_xy",
+    "rotate_xy",
+    "split_channels",
+    "sum_frames",
+    "transform_labels",
     "BackgroundFilter",
     "CaredaskError",
     "EmptyRegionError",
@@ -67,6 +85,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "dataset":
+        import importlib
+
+        return importlib.import_module(".dataset", __name__)
     if name in _COMPAT:
         if name == "generate_training_data":
             from .sampling.create import generate_training_data

@@ -8,6 +8,7 @@ global random state (its default ``norm_percentiles()`` is built at import).
 
 from __future__ import annotations
 
+from .augment import anisotropic_distortions
 from .axes import axes_check_and_normalize, axes_dict, move_image_axes
 from .masks.filters import no_background_patches
 from .rawdata import RawData
@@ -23,6 +24,7 @@ norm_percentiles()
 
 __all__ = [
     "RawData",
+    "anisotropic_distortions",
     "Transform",
     "axes_check_and_normalize",
     "axes_dict",

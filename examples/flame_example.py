@@ -26,6 +26,7 @@ import tifffile
 
 from caredask.cli.main import main as caredask
 from caredask.dataset import Index, Manifest
+from caredask.frames import accumulate_image
 from caredask.loaders import LazyImage, open_images
 from caredask.synthetic import synthetic_pair
 
@@ -54,12 +55,6 @@ def run(cmd: str) -> None:
 
 def sum_first_frames(stack: LazyImage, n: int) -> LazyImage:
     """Sum of the first ``n`` frames (axis T) in a uint32 accumulator, lazily."""
-    try:
-        from caredask.frames import accumulate_image
-    except ImportError:  # TODO(lead): drop once caredask.frames is on main
-        t = stack.axes.index("T")
-        data = stack.data[(slice(None),) * t + (slice(0, n),)].sum(axis=t, dtype="uint32")
-        return LazyImage(data, stack.axes.replace("T", ""), stack.name, stack.source)
     return accumulate_image(stack, n, "T", dtype="uint32")
 
 

@@ -188,7 +188,7 @@ def test_split_channels_names_in_zarr_provenance(tmp_path):
     generate_training_data(raw, (8, 8), 4, seed=1, transforms=[tf], save_file=tmp_path / "t.zarr")
     g = zarr.open_group(tmp_path / "t.zarr", mode="r")
     names = [im["name"] for im in g.attrs["caredask"]["images"]]
-    assert names == ["array[0]#0", "array[0]#1"]  # one entry per channel image
+    assert names == ["array[0]#c0", "array[0]#c1"]  # one entry per channel image
     assert sorted(set(np.asarray(g["patch_image"]).tolist())) == [0, 1]
 
 

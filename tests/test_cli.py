@@ -143,3 +143,95 @@ def test_demo(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "X (128, 1, 16, 64, 64)" in out
     assert (tmp_path / "demo" / "training_data.npz").exists()
+
+
+def test_patches_from_zarr_and_czi_sources(tmp_path, capsys):
+    """`caredask patches --source/--target` on Zarr stores and CZI files equals csbdeep."""
+    import zarr
+
+    rs = np.random.RandomState(0)
+    xs = [rs.gamma(1, 300, (6, 40, 36)).astype(np.uint16) for _ in range(2)]
+    ys = [(x // 2 + 7).astype(np.uint16) for x in xs]
+    for name, arrays in (("low.zarr", xs), ("gt.zarr", ys)):
+        g = zarr.open_group(tmp_path / name, mode="w", zarr_format=3)
+        for i, a in enumerate(arrays):
+            g.create_array(str(i), data=a, chunks=(3, 16, 16), dimension_names=list("zyx"))
+    out = tmp_path / "z.npz"
+    assert (
+        main(
+            [
+                "patches",
+                "--source",
+                str(tmp_path / "low.zarr"),
+                "--target",
+                str(tmp_path / "gt.zarr"),
+                "--patch-size",
+                "2",
+                "8",
+                "8",
+                "-k",
+                "4",
+                "--seed",
+                "3",
+                "-o",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
+    np.random.seed(3)
+    X, Y, axes = cd.create_patches(
+        cd.RawData.from_arrays(xs, ys, "ZYX"), (2, 8, 8), 4, verbose=False
+    )
+    f = np.load(out)
+    assert np.array_equal(f["X"], X) and np.array_equal(f["Y"], Y) and str(f["axes"]) == axes
+
+    pyczi = pytest.importorskip("pylibCZIrw.czi")
+    for name, arrays in (("low.czi", xs), ("gt.czi", ys)):
+        with pyczi.create_czi(str(tmp_path / name), exist_ok=True) as w:
+            for z in range(6):
+                w.write(arrays[0][z][..., None], plane={"C": 0, "Z": z, "T": 0}, scene=0)
+    out = tmp_path / "c.npz"
+    assert (
+        main(
+            [
+                "patches",
+                "--source",
+                str(tmp_path / "low.czi"),
+                "--target",
+                str(tmp_path / "gt.czi"),
+                "--axes",
+                "SCZYX",
+                "--patch-size",
+                "1",
+                "2",
+                "8",
+                "8",
+                "-k",
+                "4",
+                "--seed",
+                "3",
+                "-o",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
+    np.random.seed(3)
+    X, Y, axes = cd.create_patches(
+        cd.RawData.from_arrays([xs[0][None]], [ys[0][None]], "CZYX"), (1, 2, 8, 8), 4, verbose=False
+    )
+    f = np.load(out)
+    assert np.array_equal(f["X"], X) and np.array_equal(f["Y"], Y) and str(f["axes"]) == axes
+    assert main(["inspect", str(tmp_path / "low.czi"), str(tmp_path / "low.zarr")]) == 0
+    shown = capsys.readouterr().out
+    assert "low.czi@0" in shown and "axes: CZYX" in shown and "axes: ZYX" in shown
+
+
+def test_patches_argument_errors(tmp_path, capsys):
+    assert (
+        main(["patches", "--patch-size", "4", "4", "-k", "2", "-o", str(tmp_path / "a.npz")]) == 2
+    )
+    assert "BASEPATH" in capsys.readouterr().err

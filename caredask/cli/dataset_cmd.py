@@ -16,7 +16,6 @@ from ..errors import CaredaskError
 __all__ = ["add_parsers", "handlers"]
 
 Handler = Callable[[argparse.Namespace], int]
-_PATCHES_REQUIRED = ("basepath", "patch_size", "n_patches_per_image", "output")
 
 
 def _add_index(sub: Any) -> None:
@@ -103,27 +102,10 @@ def _add_dataset(sub: Any) -> None:
     p.add_argument("--quiet", "-q", action="store_true")
 
 
-def _relax_patches(sub: Any) -> None:
-    p = sub.choices["patches"]
-    p.add_argument(
-        "--manifest",
-        default=None,
-        help="rebuild the training data of a dataset manifest (other patch options "
-        "come from it; --output overrides where they are written)",
-    )
-    for action in p._actions:  # argparse has no public way to relax an argument
-        if action.dest in _PATCHES_REQUIRED:
-            action.required = False
-            if not action.option_strings:
-                action.nargs = "?"
-                action.default = None
-
-
 def add_parsers(sub: Any) -> None:
-    """Add ``index`` and ``dataset`` and the ``--manifest`` option of ``patches``."""
+    """Add the ``index`` and ``dataset`` subcommands."""
     _add_index(sub)
     _add_dataset(sub)
-    _relax_patches(sub)
 
 
 # --------------------------------------------------------------------------- handlers
@@ -222,7 +204,8 @@ def _dataset(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rebuild(args: argparse.Namespace) -> int:
+def rebuild_command(args: argparse.Namespace) -> int:
+    """``caredask patches --manifest M``: rebuild a dataset's training data exactly."""
     from ..dataset.manifest import rebuild
     from .main import scheduler
 
@@ -245,19 +228,6 @@ def _rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
-def handlers(patches: Handler) -> dict[str, Handler]:
-    """Handlers of ``index`` and ``dataset``, and ``patches`` extended by ``--manifest``."""
-
-    def _patches(args: argparse.Namespace) -> int:
-        if getattr(args, "manifest", None):
-            return _rebuild(args)
-        missing = [a for a in _PATCHES_REQUIRED if getattr(args, a, None) is None]
-        if missing:
-            flags = ["BASEPATH" if a == "basepath" else "--" + a.replace("_", "-") for a in missing]
-            raise CaredaskError(
-                f"patches: the following arguments are required: {', '.join(flags)} "
-                "(or give --manifest to rebuild a dataset)"
-            )
-        return patches(args)
-
-    return {"index": _index, "dataset": _dataset, "patches": _patches}
+def handlers() -> dict[str, Handler]:
+    """Handlers of ``index`` and ``dataset``."""
+    return {"index": _index, "dataset": _dataset}

@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import CaredaskError
-from .dataset_cmd import add_parsers, handlers
+from .dataset_cmd import add_parsers, handlers, rebuild_command
 
 __all__ = ["build_parser", "main"]
 
@@ -22,11 +22,10 @@ def _add_patch_options(p: argparse.ArgumentParser) -> None:
         "--patch-size",
         type=int,
         nargs="+",
-        required=True,
         metavar="N",
         help="patch size, one entry per axis, e.g. 16 64 64",
     )
-    g.add_argument("--n-patches-per-image", "-k", type=int, required=True)
+    g.add_argument("--n-patches-per-image", "-k", type=int)
     g.add_argument("--patch-axes", default=None, help="axes of the patches, e.g. YXC")
     g.add_argument("--no-shuffle", action="store_true", help="keep patches in sample order")
     g.add_argument(
@@ -58,14 +57,32 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="caredask", description=__doc__)
     ap.add_argument("--version", action="version", version=f"caredask {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("patches", help="training patches from source/target folders")
-    p.add_argument("basepath", help="folder holding the source and target folders")
+    p = sub.add_parser("patches", help="training patches from source/target images")
+    p.add_argument("basepath", nargs="?", help="folder holding the source and target folders")
+    p.add_argument(
+        "--source",
+        nargs="+",
+        help="instead of BASEPATH: source files, folders, "
+        "Zarr/OME-Zarr stores, URIs or CZI files (any format), paired with --target",
+    )
+    p.add_argument("--target", nargs="+", help="target images, in the same order as --source")
+    p.add_argument(
+        "--manifest",
+        default=None,
+        help="rebuild the training data of a dataset "
+        "manifest (patch options come from it; --output overrides where)",
+    )
     p.add_argument("--source-dirs", nargs="+", default=["low"], help="source folders")
     p.add_argument("--target-dir", default="GT", help="target folder")
-    p.add_argument("--axes", default="CZYX", help="axes, right-aligned to each image")
+    p.add_argument(
+        "--axes",
+        default="CZYX",
+        help="axes, right-aligned to each image (with "
+        "--source: taken from the files' metadata unless given)",
+    )
     p.add_argument("--pattern", default="*.tif*", help="glob pattern of the image files")
     p.add_argument("--sort", action="store_true", help="natural file order (csbdeep: dir order)")
-    p.add_argument("--output", "-o", required=True, help="output file: *.npz or *.zarr")
+    p.add_argument("--output", "-o", help="output file: *.npz or *.zarr")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument(
         "--scheduler",
@@ -119,14 +136,41 @@ def _patches(args: argparse.Namespace) -> int:
     from ..rawdata import RawData
     from ..sampling.create import generate_training_data
 
+    if args.manifest:
+        return rebuild_command(args)
+    missing = [
+        f
+        for f, v in (
+            ("--patch-size", args.patch_size),
+            ("-k", args.n_patches_per_image),
+            ("--output", args.output),
+        )
+        if v is None
+    ]
+    if missing or (args.basepath is None) == (args.source is None):
+        raise CaredaskError(
+            f"patches needs BASEPATH (csbdeep's folder layout) or --source/--target, and "
+            f"{', '.join(missing) or 'its options'}; or --manifest to rebuild a dataset"
+        )
     out = Path(args.output)
     if out.suffix not in (".npz", ".zarr"):
         raise CaredaskError(f"--output {out}: use a file name ending in .npz or .zarr")
     if out.exists() and not args.overwrite:
         raise CaredaskError(f"{out} exists; pass --overwrite to replace it or choose another name")
-    raw = RawData.from_folder(
-        args.basepath, args.source_dirs, args.target_dir, args.axes, args.pattern, sort=args.sort
-    )
+    if args.source is not None:
+        if args.target is None:
+            raise CaredaskError("--source needs --target (one target per source, same order)")
+        axes = None if args.axes == "CZYX" else args.axes
+        raw = RawData.from_sources(_one(args.source), _one(args.target), axes)
+    else:
+        raw = RawData.from_folder(
+            args.basepath,
+            args.source_dirs,
+            args.target_dir,
+            args.axes,
+            args.pattern,
+            sort=args.sort,
+        )
     filt = (
         None
         if args.no_filter
@@ -148,6 +192,10 @@ def _patches(args: argparse.Namespace) -> int:
         )
     print(f"wrote {out}: X {tuple(X.shape)}, Y {tuple(Y.shape)}, axes {axes}")
     return 0
+
+
+def _one(values: list[str]) -> str | list[str]:
+    return values[0] if len(values) == 1 else values
 
 
 def describe(paths: Sequence[str], axes: str | None) -> list[dict[str, Any]]:
@@ -192,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``caredask`` command."""
     args = build_parser().parse_args(argv)
     try:
-        cmds = {"patches": _patches, "inspect": _inspect, "demo": _demo, **handlers(_patches)}
+        cmds = {"patches": _patches, "inspect": _inspect, "demo": _demo, **handlers()}
         return cmds[args.command](args)
     except CaredaskError as e:
         print(f"caredask: error: {e}", file=sys.stderr)

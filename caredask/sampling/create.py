@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..augment import transform_labels
 from ..axes import axes_check_and_normalize, axes_dict
 from ..errors import AxesError, InputError
 from ..masks.filters import BackgroundFilter, no_background_patches
@@ -64,7 +65,9 @@ def _run(
     n_images = int(raw_data.size) * n_tf
     n_total = n_images * k
     names = list(getattr(raw_data.generator, "_caredask_names", []))
-    names = [f"{nm}#{t}" for nm in names for t in range(n_tf)] if n_tf > 1 else names
+    if n_tf > 1:  # e.g. img.tif#flipX,c1: which transform output each image is
+        labels = transform_labels(list(transforms or []))
+        names = [f"{nm}#{lab}" if lab else nm for nm in names for lab in labels]
     if verbose:
         print(f"{n_images} raw images x {k} patches -> {n_total} patches of size {patch_size}")
     bar = _progress(n_images, verbose)
