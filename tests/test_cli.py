@@ -145,6 +145,36 @@ def test_demo(tmp_path, capsys):
     assert (tmp_path / "demo" / "training_data.npz").exists()
 
 
+def check_sources(tmp_path, ext, extra, patch, xs, ys, axes):
+    """`caredask patches --source low.EXT --target gt.EXT` equals csbdeep on the arrays."""
+    out = tmp_path / f"{ext}.npz"
+    args = [
+        "patches",
+        "--source",
+        str(tmp_path / f"low.{ext}"),
+        "--target",
+        str(tmp_path / f"gt.{ext}"),
+        *extra,
+        "--patch-size",
+        *map(str, patch),
+        "-k",
+        "4",
+        "--seed",
+        "3",
+        "-o",
+        str(out),
+        "-q",
+    ]
+    assert main(args) == 0
+    np.random.seed(3)
+    X, Y, ref_axes = cd.create_patches(
+        cd.RawData.from_arrays(xs, ys, axes), patch, 4, verbose=False
+    )
+    f = np.load(out)
+    assert np.array_equal(f["X"], X) and np.array_equal(f["Y"], Y)
+    assert str(f["axes"]) == ref_axes
+
+
 def test_patches_from_zarr_and_czi_sources(tmp_path, capsys):
     """`caredask patches --source/--target` on Zarr stores and CZI files equals csbdeep."""
     import zarr
@@ -156,75 +186,16 @@ def test_patches_from_zarr_and_czi_sources(tmp_path, capsys):
         g = zarr.open_group(tmp_path / name, mode="w", zarr_format=3)
         for i, a in enumerate(arrays):
             g.create_array(str(i), data=a, chunks=(3, 16, 16), dimension_names=list("zyx"))
-    out = tmp_path / "z.npz"
-    assert (
-        main(
-            [
-                "patches",
-                "--source",
-                str(tmp_path / "low.zarr"),
-                "--target",
-                str(tmp_path / "gt.zarr"),
-                "--patch-size",
-                "2",
-                "8",
-                "8",
-                "-k",
-                "4",
-                "--seed",
-                "3",
-                "-o",
-                str(out),
-                "-q",
-            ]
-        )
-        == 0
-    )
-    np.random.seed(3)
-    X, Y, axes = cd.create_patches(
-        cd.RawData.from_arrays(xs, ys, "ZYX"), (2, 8, 8), 4, verbose=False
-    )
-    f = np.load(out)
-    assert np.array_equal(f["X"], X) and np.array_equal(f["Y"], Y) and str(f["axes"]) == axes
+    check_sources(tmp_path, "zarr", [], (2, 8, 8), xs, ys, "ZYX")
 
     pyczi = pytest.importorskip("pylibCZIrw.czi")
     for name, arrays in (("low.czi", xs), ("gt.czi", ys)):
         with pyczi.create_czi(str(tmp_path / name), exist_ok=True) as w:
             for z in range(6):
                 w.write(arrays[0][z][..., None], plane={"C": 0, "Z": z, "T": 0}, scene=0)
-    out = tmp_path / "c.npz"
-    assert (
-        main(
-            [
-                "patches",
-                "--source",
-                str(tmp_path / "low.czi"),
-                "--target",
-                str(tmp_path / "gt.czi"),
-                "--axes",
-                "SCZYX",
-                "--patch-size",
-                "1",
-                "2",
-                "8",
-                "8",
-                "-k",
-                "4",
-                "--seed",
-                "3",
-                "-o",
-                str(out),
-                "-q",
-            ]
-        )
-        == 0
+    check_sources(
+        tmp_path, "czi", ["--axes", "SCZYX"], (1, 2, 8, 8), [xs[0][None]], [ys[0][None]], "CZYX"
     )
-    np.random.seed(3)
-    X, Y, axes = cd.create_patches(
-        cd.RawData.from_arrays([xs[0][None]], [ys[0][None]], "CZYX"), (1, 2, 8, 8), 4, verbose=False
-    )
-    f = np.load(out)
-    assert np.array_equal(f["X"], X) and np.array_equal(f["Y"], Y) and str(f["axes"]) == axes
     assert main(["inspect", str(tmp_path / "low.czi"), str(tmp_path / "low.zarr")]) == 0
     shown = capsys.readouterr().out
     assert "low.czi@0" in shown and "axes: CZYX" in shown and "axes: ZYX" in shown
