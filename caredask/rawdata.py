@@ -18,24 +18,13 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+from .axes import axes_check_and_normalize
 from .errors import AxesError, InputError, SourceNotFoundError
 from .loaders import LazyImage, open_images
 from .loaders.registry import natural_key
 from .transforms import Item, mark_rng_free
 
 __all__ = ["RawData"]
-
-
-def _tiff_ndim(path: Path) -> int:
-    import tifffile
-
-    from .errors import FormatError
-
-    try:
-        with tifffile.TiffFile(path) as tif:
-            return len(tif.series[0].shape)
-    except (tifffile.TiffFileError, ValueError, IndexError) as e:
-        raise FormatError(f"{path}: not a readable TIFF file ({e}); remove or replace it") from e
 
 
 def _right_aligned(axes: str, ndim: int, where: str) -> str:
@@ -48,8 +37,7 @@ def _right_aligned(axes: str, ndim: int, where: str) -> str:
 
 
 def _open_tiff(path: Path, axes: str) -> LazyImage:
-    ax = _right_aligned(axes, _tiff_ndim(path), str(path))
-    return open_images(path, axes=ax)[0]
+    return open_images(path, axes=axes, right_align_axes=True)[0]
 
 
 class RawData(namedtuple("RawData", ("generator", "size", "description"))):
@@ -121,7 +109,7 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
                 raise SourceNotFoundError(
                     f"{fy}: target image missing for source {fx}; add it or remove the source"
                 )
-        axes_n = axes_check_and_normalize_loose(axes)
+        axes_n = axes_check_and_normalize(axes)
 
         def _gen() -> Iterator[Item]:
             for fx, fy in pairs:
@@ -185,13 +173,6 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
 
         desc = f"source={source}, target={target}, axes={axes}"
         return RawData(_lazy(_gen, [x.source or x.name for x in xs]), len(xs), desc)
-
-
-def axes_check_and_normalize_loose(axes: str) -> str:
-    """Normalise axes as csbdeep's ``from_folder`` does (letters and uniqueness)."""
-    from .axes import axes_check_and_normalize
-
-    return axes_check_and_normalize(axes)
 
 
 def _lazy(gen: Callable[[], Iterator[Item]], names: list[str]) -> Callable[[], Iterator[Item]]:

@@ -51,7 +51,7 @@ TIFF_SUFFIXES = (".tif", ".tiff")
 DEFAULT_PATTERN = "*.tif*"
 CHUNK_BYTES = 32 * 2**20
 """Target size of one default dask chunk (a multiple of the storage unit)."""
-_OPTIONS = frozenset({"chunks", "pattern", "series", "level"})
+_OPTIONS = frozenset({"chunks", "pattern", "series", "level", "right_align_axes"})
 _ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup", ".zattrs")
 # tifffile logs (rather than raises) these when a file is truncated or corrupt.
 _CORRUPTION_LOGS = (
@@ -297,7 +297,7 @@ def tiff_axes(series_axes: str) -> str | None:
     return mapped
 
 
-def _image_axes(path: Path, info: _SeriesInfo, axes: str | None) -> str:
+def _image_axes(path: Path, info: _SeriesInfo, axes: str | None, right_align: bool) -> str:
     if axes is None:
         mapped = tiff_axes(info.axes)
         if mapped is None:
@@ -308,6 +308,8 @@ def _image_axes(path: Path, info: _SeriesInfo, axes: str | None) -> str:
             )
         return mapped
     axes = axes_check_and_normalize(axes)
+    if right_align and len(axes) > len(info.shape):  # csbdeep: 'CZYX' for a 3D image is 'ZYX'
+        axes = axes[len(axes) - len(info.shape) :]
     if len(axes) != len(info.shape):
         raise AxesError(
             f"{path}: axes {axes!r} have {len(axes)} letters but the image (as tifffile.imread "
@@ -349,7 +351,9 @@ def _chunks(info: _SeriesInfo, chunks: Any) -> tuple[tuple[int, ...], ...]:
 # --------------------------------------------------------------------------- loader
 
 
-def _open_file(path: Path, axes: str | None, chunks: Any, series: int, level: int) -> LazyImage:
+def _open_file(
+    path: Path, axes: str | None, chunks: Any, series: int, level: int, right_align: bool = False
+) -> LazyImage:
     if not path.is_file():
         raise SourceNotFoundError(
             f"{path}: no such TIFF file; check the path (relative paths are taken from "
@@ -357,7 +361,7 @@ def _open_file(path: Path, axes: str | None, chunks: Any, series: int, level: in
         )
     ident = file_identity(path)
     info = _inspect(path, series, level)
-    img_axes = _image_axes(path, info, axes)
+    img_axes = _image_axes(path, info, axes, right_align)
     apath, size, mtime = ident
     native = info.dtype.newbyteorder("=")
     reader: _TiffReader
@@ -438,7 +442,8 @@ def open_tiff(
     **options
         ``chunks`` (dask chunks; default multiples of the strips/tiles/pages of about 32 MiB),
         ``pattern`` (folders only, default ``'*.tif*'``, suffix case-insensitive),
-        ``series`` and ``level`` (default 0).
+        ``series`` and ``level`` (default 0), ``right_align_axes`` (csbdeep's rule: longer
+        ``axes`` name the trailing dimensions, ``'CZYX'`` for a 3D image means ``'ZYX'``).
 
     Returns
     -------
@@ -468,7 +473,8 @@ def open_tiff(
         files = _list_folder(path, str(options.get("pattern") or DEFAULT_PATTERN))
     else:
         files = [path]
-    return [_open_file(f, axes, options.get("chunks"), series, level) for f in files]
+    right = bool(options.get("right_align_axes", False))
+    return [_open_file(f, axes, options.get("chunks"), series, level, right) for f in files]
 
 
 register_loader("tiff", probe_tiff, open_tiff)

@@ -54,8 +54,8 @@ def _run(
     shuffle: bool,
     verbose: bool,
     rng: np.random.RandomState,
-    overwrite: bool = True,
-    provenance: dict[str, Any] | None = None,
+    overwrite: bool,
+    seed_record: Any,
 ) -> tuple[Any, Any, str]:
     patch_size = tuple(int(p) for p in patch_size)
     k = int(n_patches_per_image)
@@ -125,7 +125,7 @@ def _run(
         "n_patches_per_image": k,
         "shuffle": bool(shuffle),
         "caredask_version": __version__,
-        **(provenance or {}),
+        "seed": seed_record,
     }
     return _finish(
         sink,
@@ -237,18 +237,20 @@ def create_patches(
     axes : str
         ``'SC' + axes without 'C'``.
     """
-    return _run(
+    # csbdeep's own random state, and csbdeep overwrites existing files.
+    return generate_training_data(
         raw_data,
         patch_size,
         n_patches_per_image,
+        seed=np.random.mtrand._rand,
         patch_axes=patch_axes,
         save_file=save_file,
         transforms=transforms,
         patch_filter=patch_filter,
         normalization=normalization,
         shuffle=shuffle,
+        overwrite=True,
         verbose=verbose,
-        rng=np.random.mtrand._rand,
     )
 
 
@@ -342,6 +344,10 @@ def generate_training_data(
         patch_filter = no_background_patches()
     if isinstance(normalization, str) and normalization == "default":
         normalization = _DEFAULT_NORMALIZATION
+    if rng is np.random.mtrand._rand:
+        seed_record: Any = "numpy global random state"
+    else:
+        seed_record = int(seed) if not isinstance(seed, np.random.RandomState) else "RandomState"
     return _run(
         raw_data,
         patch_size,
@@ -355,5 +361,5 @@ def generate_training_data(
         verbose=verbose,
         rng=rng,
         overwrite=overwrite,
-        provenance={"seed": seed if isinstance(seed, int) else "RandomState"},
+        seed_record=seed_record,
     )

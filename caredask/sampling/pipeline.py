@@ -92,8 +92,13 @@ def _as_dask(a: Any) -> da.Array:
     return a if isinstance(a, da.Array) else da.from_array(np.asarray(a), chunks="auto")
 
 
+def _draw_seed(job: PatchJob) -> int:
+    """csbdeep's per-image ``randint`` that seeds Python's ``random`` for the centre draw."""
+    return int(job.rng.randint(0, UINT32_MAX, dtype=np.uint32))
+
+
 def _draw(item: Item, job: PatchJob) -> None:
-    item.seed = int(job.rng.randint(0, UINT32_MAX, dtype=np.uint32))
+    item.seed = _draw_seed(job)
     if isinstance(job.normalization, PercentileNormalization):
         item.pairs = job.normalization.draw(job.k, job.rng)
 
@@ -167,13 +172,15 @@ def pull_items(
         name = names[i % len(names)] if names else f"image {i}"
         check(x, y, _axes, mask, name)
         item = Item(i, name, x, y, mask)
-        if job.known:
+        if job.known:  # lazy path: wrap numpy images once (tokenising them is a full pass)
+            item.x, item.y = _as_dask(x), _as_dask(y)
+            item.mask = None if mask is None else _as_dask(mask)
             _draw(item, job)
         yield item
 
 
 def _mask_graph(item: Item, job: PatchJob, thr: Any) -> da.Array | None:
-    y = _as_dask(item.y)
+    y = item.y
     ps = job.patch_size
     if job.patch_filter is None and item.mask is None:
         return None
@@ -183,7 +190,7 @@ def _mask_graph(item: Item, job: PatchJob, thr: Any) -> da.Array | None:
         y = _for_stencil(y, tuple(p // 2 for p in ps))
         m = dilate_above_mask(y, thr, ps)
     if item.mask is not None:
-        mk = _as_dask(item.mask).rechunk(m.chunks)
+        mk = item.mask.rechunk(m.chunks)
         m = m & erode_pixel_mask(_for_stencil(mk, tuple(p // 2 for p in ps)).rechunk(m.chunks), ps)
     return m[border_slices(y.shape, ps)]
 
@@ -270,8 +277,8 @@ def _extract(items: list[Item], job: PatchJob) -> list[tuple[np.ndarray, np.ndar
     plans = []
     for it in items:
         assert it.starts is not None
-        plans.append(plan_patches(_as_dask(it.y), it.starts, job.patch_size))
-        plans.append(plan_patches(_as_dask(it.x), it.starts, job.patch_size))
+        plans.append(plan_patches(it.y, it.starts, job.patch_size))
+        plans.append(plan_patches(it.x, it.starts, job.patch_size))
     results = dask.compute(*[p.tasks for p in plans])
     arrays = [assemble(p, r) for p, r in zip(plans, results, strict=True)]
     return [(arrays[2 * i + 1], arrays[2 * i]) for i in range(len(items))]
@@ -292,7 +299,7 @@ def _process_lazy(
     items: list[Item], job: PatchJob, channel: int | None
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     stats = batch_statistics(
-        [(_as_dask(it.x), _as_dask(it.y), channel, it.pairs) for it in items],
+        [(it.x, it.y, channel, it.pairs) for it in items],
         job.patch_filter,
         job.normalization,
     )
@@ -318,7 +325,7 @@ def _process_eager(it: Item, job: PatchJob, channel: int | None) -> tuple[np.nda
     valid = np.flatnonzero(m[border])
     if len(valid) == 0:
         raise _empty_region(it)
-    it.seed = int(job.rng.randint(0, UINT32_MAX, dtype=np.uint32))
+    it.seed = _draw_seed(job)
     ranks = choose_ranks(int(it.seed or 0), len(valid), job.k)
     centres = np.stack(np.unravel_index(valid[ranks], m[border].shape), axis=-1)
     it.starts = centres + np.array([s.start - p // 2 for s, p in zip(border, ps, strict=True)])

@@ -42,14 +42,12 @@ class MemorySink:
         self.X = np.empty((n, *patch_size), np.float32)
         self.Y = np.empty_like(self.X)
         self.rows = _Rows(k, perm)
-        self.filled = np.zeros(n, bool)
         self.records: list[dict[str, Any]] = []
 
     def __call__(self, items: list[Item], out: list[tuple[np.ndarray, np.ndarray]]) -> None:
         for it, (px, py) in zip(items, out, strict=True):
             r = self.rows.of(it)
             self.X[r], self.Y[r] = px, py
-            self.filled[r] = True
             self.records.append(record(it))
 
     def finish(self, perm: np.ndarray | None, channel: int | None) -> tuple[np.ndarray, ...]:
