@@ -10,11 +10,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from ..errors import InputError, SourceNotFoundError
 from .base import LazyImage
 
-__all__ = ["Loader", "natural_key", "open_images", "register_loader"]
+__all__ = ["Loader", "file_uri_to_path", "natural_key", "open_images", "register_loader"]
 
 Opener = Callable[..., list[LazyImage]]
 Probe = Callable[[Any, dict[str, Any]], bool]
@@ -69,6 +70,23 @@ def _ensure_builtins() -> None:
 def natural_key(s: str) -> list[Any]:
     """Sort key that puts ``'2'`` before ``'10'``."""
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(s))]
+
+
+def file_uri_to_path(uri: str) -> str:
+    """The local path of a ``file://`` URI, percent-decoded.
+
+    ``file:///abs/my%20data/x.zarr`` -> ``/abs/my data/x.zarr`` (``Path.as_uri()`` writes a
+    space as ``%20``); ``file://localhost/abs/x`` -> ``/abs/x``; the relative form
+    ``file://rel/x`` that zarr's ``store_path`` prints -> ``rel/x``.
+    """
+    rest = uri[len("file://") :]
+    if rest.lower().startswith("localhost/"):
+        rest = rest[len("localhost") :]
+    return unquote(rest)
+
+
+def _is_file_uri(x: Any) -> bool:
+    return isinstance(x, str) and x.lower().startswith("file://")
 
 
 def _is_pathlike(x: Any) -> bool:
@@ -137,6 +155,8 @@ def open_images(source: Any, axes: str | None = None, **options: Any) -> list[La
         for s in source:
             images.extend(open_images(s, axes, **options))
         return images
+    if _is_file_uri(source):  # e.g. file:///data/my%20images/x.tif for a file loader
+        return open_images(Path(file_uri_to_path(source)), axes, **options)
     if _is_pathlike(source) and Path(source).is_dir():
         return _open_folder(Path(source), axes, **options)
     if _is_pathlike(source) and "://" not in str(source) and not Path(source).exists():

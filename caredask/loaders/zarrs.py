@@ -47,7 +47,8 @@ from zarr.abc.store import Store
 from ..axes import axes_check_and_normalize
 from ..errors import AxesError, CaredaskError, FormatError, InputError, SourceNotFoundError
 from .base import ArrayReader, LazyImage, reader_to_dask
-from .registry import natural_key, register_loader
+from .guarded import ZarrChunkReader
+from .registry import file_uri_to_path, natural_key, register_loader
 
 __all__ = [
     "ZARR_OPTIONS",
@@ -98,11 +99,8 @@ def _is_uri(source: Any) -> bool:
 
 
 def _file_uri_to_path(uri: str) -> str:
-    """``file:///abs/x`` -> ``/abs/x``; ``file://rel/x`` -> ``rel/x`` (as zarr prints them)."""
-    rest = uri[len("file://") :]
-    if rest.startswith("localhost/"):
-        rest = rest[len("localhost") :]
-    return rest
+    """``file:///abs/x`` -> ``/abs/x``; ``file://rel/x`` -> ``rel/x``; percent-decoded."""
+    return file_uri_to_path(uri)
 
 
 def _locate(source: str | os.PathLike[str]) -> _Location:
@@ -316,7 +314,8 @@ def _image(
         )
     spec = _read_unit(arr) if chunks is None else chunks
     identity = (loc.where, arr.metadata.to_dict(), _mtime_ns(arr), extra)
-    data = reader_to_dask(cast(ArrayReader, arr), spec, identity, prefix="read-zarr")
+    reader = ZarrChunkReader(arr, loc.where)
+    data = reader_to_dask(cast(ArrayReader, reader), spec, identity, prefix="read-zarr")
     return LazyImage(data, axes, name, source=loc.where)
 
 
