@@ -136,3 +136,20 @@ def test_file_uris_are_percent_decoded(tmp_path: Path, kind: str) -> None:
     assert "%20" in uri
     (img,) = open_images(uri, axes="YX")
     assert np.array_equal(img.data.compute(), data)
+
+
+@pytest.mark.parametrize("how", ["image", "level"])
+def test_ome_axes_contradicting_dimension_names_refused(tmp_path: Path, how: str) -> None:
+    g = zarr.open_group(tmp_path / "img.zarr", mode="w", zarr_format=3)
+    axes = [{"name": "z", "type": "space"}, {"name": "y", "type": "space"}]
+    axes.append({"name": "x", "type": "space"})
+    ds = [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1, 1, 1]}]}]
+    g.attrs["ome"] = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": ds}]}
+    g.create_array("0", data=np.zeros((2, 8, 8), np.uint8), dimension_names=["c", "y", "x"])
+    source = tmp_path / "img.zarr" / ("0" if how == "level" else "")
+    with pytest.raises(
+        FormatError,
+        match=r"img\.zarr/0: the OME multiscales axes say 'ZYX' but the array's "
+        r"dimension_names say 'CYX'; .*correct one of them",
+    ):
+        open_images(source)

@@ -340,10 +340,23 @@ def _open_array(
     arr: zarr.Array, loc: _Location, name: str, axes: str | None, options: dict[str, Any]
 ) -> LazyImage:
     meta, what = _array_dim_names(arr), "dimension_names"
+    ome = _parent_ome_axes(loc, arr, options)
     if meta is None:
-        meta, what = _parent_ome_axes(loc, arr, options), "OME multiscales axes"
+        meta, what = ome, "OME multiscales axes"
+    else:
+        _check_agree(ome, meta, loc.where)
     img_axes = node_axes(axes, meta, arr.ndim, loc.where, what)
     return _image(arr, loc, name, img_axes, options.get("chunks"))
+
+
+def _check_agree(ome: str | None, dims: str | None, where: str) -> None:
+    """Refuse an array whose ``dimension_names`` contradict its OME ``multiscales`` axes."""
+    if ome is not None and dims is not None and ome != dims:
+        raise FormatError(
+            f"{where}: the OME multiscales axes say {ome!r} but the array's dimension_names "
+            f"say {dims!r}; the metadata contradict each other, so caredask will not guess: "
+            "correct one of them in the store"
+        )
 
 
 def _level_path(ms: dict[str, Any], level: Any, where: str) -> str:
@@ -373,6 +386,7 @@ def _open_ome_image(
     meta = _multiscale_axes(ms, arr.ndim)
     if meta is not None and len(meta) != arr.ndim:
         meta = None
+    _check_agree(meta, _array_dim_names(arr), loc.child(key).where)
     img_axes = node_axes(axes, meta, arr.ndim, loc.where, "OME multiscales axes")
     return _image(arr, loc.child(key), name, img_axes, options.get("chunks"), key)
 
