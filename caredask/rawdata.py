@@ -12,6 +12,7 @@ so both see the same pairs in the same order.  ``sort=True`` sorts naturally ins
 
 from __future__ import annotations
 
+import os
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
@@ -21,8 +22,8 @@ from typing import Any
 from .axes import axes_check_and_normalize
 from .errors import AxesError, InputError, SourceNotFoundError
 from .loaders import LazyImage, open_images
-from .loaders.registry import natural_key
-from .transforms import Item, mark_rng_free
+from .loaders.registry import file_uri_to_path, natural_key
+from .transforms import Item, SourcedItem, mark_rng_free
 
 __all__ = ["RawData"]
 
@@ -34,6 +35,10 @@ def _right_aligned(axes: str, ndim: int, where: str) -> str:
             f"pass axes with at least {ndim} letters"
         )
     return axes[len(axes) - ndim :]
+
+
+def _where(img: LazyImage) -> str:
+    return img.source or img.name
 
 
 def _open_tiff(path: Path, axes: str) -> LazyImage:
@@ -114,7 +119,7 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
         def _gen() -> Iterator[Item]:
             for fx, fy in pairs:
                 x, y = _open_tiff(fx, axes_n), _open_tiff(fy, axes_n)
-                yield x.data, y.data, x.axes, None
+                yield SourcedItem((x.data, y.data, x.axes, None), (str(fx), str(fy)))
 
         description = (
             f"{basepath}: target='{target_dir}', sources={list(source_dirs)}, "
@@ -143,36 +148,116 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
         return RawData(_lazy(_gen, [f"array[{i}]" for i in range(len(X))]), len(X), "numpy array")
 
     @staticmethod
-    def from_sources(source: Any, target: Any, axes: str | None = None, **options: Any) -> RawData:
-        """Pairs from any two sources :func:`caredask.open_images` reads (same count, order).
+    def from_sources(
+        source: Any, target: Any, axes: str | None = None, *, pair_by: str = "auto", **options: Any
+    ) -> RawData:
+        """Pairs from any two sources :func:`caredask.open_images` reads.
 
         Parameters
         ----------
         source, target : path, URI, array or list of them
-            Source and target images, paired in the order the loader lists them.
+            Source and target images.
         axes : str, optional
             Axes of every image; from the files' metadata when omitted.
+        pair_by : {'auto', 'name', 'position'}
+            ``'name'``: a source and a target pair when their image names are equal (file
+            name, ``store.zarr/array``, ``file.czi@scene``), like csbdeep's folders and
+            ``caredask dataset``; names without a partner are refused, naming them.
+            ``'position'``: the i-th source with the i-th target (arrays, or files whose names
+            legitimately differ).  ``'auto'`` (default): by name when both sides are folders
+            or lists of paths, by position otherwise (arrays, one file or store each).
         **options
             Passed to :func:`caredask.open_images`.
+
+        Raises
+        ------
+        InputError
+            Unknown ``pair_by``; images without a partner (named); repeated names when
+            pairing by name; different counts when pairing by position (the extra named).
         """
+        if pair_by not in ("auto", "name", "position"):
+            raise InputError(f"pair_by={pair_by!r}: use 'auto', 'name' or 'position'")
         xs, ys = open_images(source, axes, **options), open_images(target, axes, **options)
-        if len(xs) != len(ys):
-            raise InputError(
-                f"{len(xs)} source images ({source}) but {len(ys)} target images ({target}); "
-                "give one target per source"
-            )
+        by_name = pair_by == "name" or (
+            pair_by == "auto" and _is_collection(source) and _is_collection(target)
+        )
+        pairs = _pair_by_name(xs, ys) if by_name else _pair_by_position(xs, ys)
 
         def _gen() -> Iterator[Item]:
-            for x, y in zip(xs, ys, strict=True):
+            for x, y in pairs:
                 if x.axes != y.axes:
                     raise AxesError(
                         f"{x.source}: axes {x.axes!r} differ from its target's {y.axes!r} "
                         f"({y.source}); pass axes= explicitly"
                     )
-                yield x.data, y.data, x.axes, None
+                yield SourcedItem((x.data, y.data, x.axes, None), (_where(x), _where(y)))
 
-        desc = f"source={source}, target={target}, axes={axes}"
-        return RawData(_lazy(_gen, [x.source or x.name for x in xs]), len(xs), desc)
+        desc = f"source={source}, target={target}, axes={axes}, pair_by={pair_by}"
+        return RawData(_lazy(_gen, [_where(x) for x, _ in pairs]), len(pairs), desc)
+
+
+def _is_collection(src: Any) -> bool:
+    """A folder (not a Zarr store) or a non-empty list of paths: sides that pair by name."""
+    from .loaders.zarrs import is_zarr_source
+
+    if isinstance(src, list | tuple):
+        return len(src) > 0 and all(isinstance(s, str | os.PathLike) for s in src)
+    if not isinstance(src, str | os.PathLike):
+        return False
+    text = os.fspath(src)
+    if text.lower().startswith("file://"):
+        text = file_uri_to_path(text)
+    elif "://" in text:
+        return False
+    return Path(text).is_dir() and not is_zarr_source(text)
+
+
+def _listing(names: list[str], limit: int = 10) -> str:
+    more = f" (and {len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def _pair_by_name(xs: list[LazyImage], ys: list[LazyImage]) -> list[tuple[LazyImage, LazyImage]]:
+    for side, images in (("source", xs), ("target", ys)):
+        seen: dict[str, int] = {}
+        for im in images:
+            seen[im.name] = seen.get(im.name, 0) + 1
+        repeated = sorted(n for n, c in seen.items() if c > 1)
+        if repeated:
+            raise InputError(
+                f"the {side} images repeat the names {_listing(repeated)}, so they cannot be "
+                "paired by name; give each image once, or pair by position explicitly "
+                "(pair_by='position', CLI --pair-by position)"
+            )
+    by_name = {y.name: y for y in ys}
+    lonely_x = [_where(x) for x in xs if x.name not in by_name]
+    names_x = {x.name for x in xs}
+    lonely_y = [_where(y) for y in ys if y.name not in names_x]
+    if lonely_x or lonely_y:
+        parts = [f"no target for {_listing(lonely_x)}"] if lonely_x else []
+        parts += [f"no source for {_listing(lonely_y)}"] if lonely_y else []
+        raise InputError(
+            "source and target images are paired by name and some have no partner: "
+            + "; ".join(parts)
+            + "; add the missing files, remove the extra ones, or pair by position explicitly "
+            "(pair_by='position', CLI --pair-by position) if the names legitimately differ"
+        )
+    return [(x, by_name[x.name]) for x in xs]
+
+
+def _pair_by_position(
+    xs: list[LazyImage], ys: list[LazyImage]
+) -> list[tuple[LazyImage, LazyImage]]:
+    if len(xs) != len(ys):
+        if len(xs) > len(ys):
+            extra = f"no target for {_listing([_where(x) for x in xs[len(ys) :]])}"
+        else:
+            extra = f"no source for {_listing([_where(y) for y in ys[len(xs) :]])}"
+        raise InputError(
+            f"{len(xs)} source images but {len(ys)} target images (paired by position): "
+            f"{extra}; give one target per source, in the same order"
+        )
+    return list(zip(xs, ys, strict=True))
 
 
 def _lazy(gen: Callable[[], Iterator[Item]], names: list[str]) -> Callable[[], Iterator[Item]]:

@@ -65,7 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead of BASEPATH: source files, folders, "
         "Zarr/OME-Zarr stores, URIs or CZI files (any format), paired with --target",
     )
-    p.add_argument("--target", nargs="+", help="target images, in the same order as --source")
+    p.add_argument(
+        "--target", nargs="+", help="target images (paired with --source: see --pair-by)"
+    )
+    p.add_argument(
+        "--pair-by",
+        choices=("auto", "name", "position"),
+        default="auto",
+        help="pair --source and --target images by name (folders, lists of files: the "
+        "default) or by position (auto: by name for folders and lists, else by position)",
+    )
     p.add_argument(
         "--manifest",
         default=None,
@@ -161,7 +170,7 @@ def _patches(args: argparse.Namespace) -> int:
         if args.target is None:
             raise CaredaskError("--source needs --target (one target per source, same order)")
         axes = None if args.axes == "CZYX" else args.axes
-        raw = RawData.from_sources(_one(args.source), _one(args.target), axes)
+        raw = RawData.from_sources(_one(args.source), _one(args.target), axes, pair_by=args.pair_by)
     else:
         raw = RawData.from_folder(
             args.basepath,
