@@ -12,6 +12,7 @@ import zarr
 
 from caredask.errors import FormatError
 from caredask.loaders import open_images
+from tests.oracles import oracle
 
 
 def _garble(path: Path) -> None:
@@ -109,7 +110,7 @@ def test_custom_readers_errors_name_the_file(tmp_path: Path) -> None:
 
 
 def test_czi_damaged_after_opening_names_file_and_scene(tmp_path: Path) -> None:
-    pyczi = pytest.importorskip("pylibCZIrw.czi")  # czi is in the test extra; see oracle tests
+    pyczi = oracle("pylibCZIrw.czi", "pylibCZIrw")
     f = tmp_path / "s.czi"
     with pyczi.create_czi(str(f), exist_ok=True) as w:
         w.write(np.ones((32, 32, 1), np.uint16), plane={"C": 0, "Z": 0, "T": 0}, scene=0)
