@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import glob
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .. import __version__
 from ..errors import CaredaskError
@@ -52,9 +54,16 @@ def _add_patch_options(p: argparse.ArgumentParser) -> None:
     f.add_argument("--relu-last", action="store_true")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with caredask's error format: one line ``caredask: error: ...``, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"caredask: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``caredask`` command."""
-    ap = argparse.ArgumentParser(prog="caredask", description=__doc__)
+    ap = _Parser(prog="caredask", description=__doc__)
     ap.add_argument("--version", action="version", version=f"caredask {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("patches", help="training patches from source/target images")
@@ -144,6 +153,7 @@ def _patches(args: argparse.Namespace) -> int:
     from ..masks.filters import no_background_patches
     from ..rawdata import RawData
     from ..sampling.create import generate_training_data
+    from ..writers.paths import check_output_path
 
     if args.manifest:
         return rebuild_command(args)
@@ -161,11 +171,7 @@ def _patches(args: argparse.Namespace) -> int:
             f"patches needs BASEPATH (csbdeep's folder layout) or --source/--target, and "
             f"{', '.join(missing) or 'its options'}; or --manifest to rebuild a dataset"
         )
-    out = Path(args.output)
-    if out.suffix not in (".npz", ".zarr"):
-        raise CaredaskError(f"--output {out}: use a file name ending in .npz or .zarr")
-    if out.exists() and not args.overwrite:
-        raise CaredaskError(f"{out} exists; pass --overwrite to replace it or choose another name")
+    out = check_output_path(args.output, args.overwrite, cli=True)
     if args.source is not None:
         if args.target is None:
             raise CaredaskError("--source needs --target (one target per source, same order)")
@@ -185,7 +191,7 @@ def _patches(args: argparse.Namespace) -> int:
         if args.no_filter
         else no_background_patches(args.filter_threshold, args.filter_percentile)
     )
-    with scheduler(args.scheduler):
+    with scheduler(args.scheduler), _reporting_interrupt(out):
         X, Y, axes = generate_training_data(
             raw,
             args.patch_size,
@@ -201,6 +207,27 @@ def _patches(args: argparse.Namespace) -> int:
         )
     print(f"wrote {out}: X {tuple(X.shape)}, Y {tuple(Y.shape)}, axes {axes}")
     return 0
+
+
+@contextlib.contextmanager
+def _reporting_interrupt(out: Path) -> Iterator[None]:
+    """On Ctrl-C, say what became of the output (complete files only ever appear whole)."""
+    before = out.stat().st_mtime_ns if os.path.lexists(out) else None
+    try:
+        yield
+    except KeyboardInterrupt:
+        partial = out.with_name(out.name + ".partial")
+        temps = sorted(out.parent.glob(f".{glob.escape(out.name)}.*.tmp"))
+        left = [p for p in (partial, *temps) if os.path.lexists(p)]
+        now = out.stat().st_mtime_ns if os.path.lexists(out) else None
+        kept = "unchanged" if now == before else "written"
+        what = f"{out} {kept if before is not None or now is not None else 'not written'}"
+        rest = (
+            f"; partial files left for the next run to remove: {', '.join(map(str, left))}"
+            if left
+            else "; partial files removed"
+        )
+        raise KeyboardInterrupt(what + rest) from None
 
 
 def _one(values: list[str]) -> str | list[str]:
@@ -252,8 +279,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         cmds = {"patches": _patches, "inspect": _inspect, "demo": _demo, **handlers()}
         return cmds[args.command](args)
     except CaredaskError as e:
-        print(f"caredask: error: {e}", file=sys.stderr)
+        print(f"caredask: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except OSError as e:  # the system refused (disk full, permissions, network share gone)
+        print(f"caredask: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:
+        print(f"caredask: interrupted{': ' + str(e) if str(e) else ''}", file=sys.stderr)
+        return 130
+
+
+def _one_line(e: BaseException) -> str:
+    """An error message on one line (library messages sometimes hold newlines)."""
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover
