@@ -154,3 +154,21 @@ def test_ome_axes_contradicting_dimension_names_refused(tmp_path: Path, how: str
         r"dimension_names say 'CYX'; .*correct one of them",
     ):
         open_images(source)
+
+
+def test_unreachable_zarr_chunk_is_not_called_damaged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zarr.create_array(tmp_path / "x.zarr", data=np.zeros((8, 8), np.uint8), chunks=(4, 4))
+    (img,) = open_images(tmp_path / "x.zarr", axes="YX")
+
+    def unreachable(self: Any, key: Any) -> Any:
+        raise TimeoutError("share went away")
+
+    monkeypatch.setattr(zarr.Array, "__getitem__", unreachable)
+    with pytest.raises(
+        FormatError,
+        match=r"x\.zarr: reading pixels .* failed \(TimeoutError: share went away\); "
+        r"check that the store is reachable",
+    ):
+        img.data.compute(scheduler="sync")

@@ -86,6 +86,12 @@ class ZarrChunkReader:
             for (a, b), c in zip(region_of(key, self.shape), unit, strict=True)
         ]
         bad, why = None, error
+        if isinstance(error, OSError):  # the store could not be reached: do not probe it
+            return FormatError(
+                f"{self.where}: reading pixels {key} failed ({type(error).__name__}: {error}); "
+                "check that the store is reachable and readable (network share, server, "
+                "permissions), then run again"
+            )
         for coords in itertools.islice(itertools.product(*spans), _MAX_PROBES):
             sel = tuple(
                 slice(i * c, min((i + 1) * c, n))
