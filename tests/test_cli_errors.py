@@ -42,6 +42,13 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (d / "low.zarr" / "c" / "1" / "0").write_bytes(b"garbage!" * 4)
     tifffile.imwrite(d / "small.tif", np.ones((8, 8), np.uint16))
     (d / "exists.npz").write_bytes(b"keep me")
+    g = zarr.open_group(d / "ome.zarr", mode="w", zarr_format=3)
+    axes = [{"name": a, "type": "space"} for a in "zyx"]
+    ds = [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1, 1, 1]}]}]
+    g.attrs["ome"] = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": ds}]}
+    g.create_array("0", data=np.zeros((2, 8, 8), np.uint8), dimension_names=["c", "y", "x"])
+    whole = (d / "small.tif").read_bytes()
+    (d / "cut.tif").write_bytes(whole[: len(whole) // 2])
     (d / "afile").write_text("x")
     return d
 
@@ -92,6 +99,15 @@ CASES = {
         r"caredask: error: unrecognized arguments: --patchsize 4 \(see caredask --help\)",
     ),
     "inspect missing": (["inspect", "nowhere.zarr"], r"nowhere\.zarr: no zarr store"),
+    "OME axes contradict dimension_names": (
+        ["inspect", "ome.zarr"],
+        r"ome\.zarr/0: the OME multiscales axes say 'ZYX' but the array's dimension_names "
+        r"say 'CYX'",
+    ),
+    "truncated TIFF": (
+        "patches --source cut.tif --target small.tif --patch-size 4 4 -k 1 -q -o o.npz".split(),
+        r"cut\.tif: not a readable TIFF file \(pixel data end at byte",
+    ),
 }
 
 
