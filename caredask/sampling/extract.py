@@ -39,6 +39,8 @@ __all__ = [
 
 Slices = tuple[slice, ...]
 Dest = tuple[int, Slices]
+CUT_TASK = "caredask-cut"  # task names, counted by the progress
+WRITE_TASK = "caredask-write"
 
 
 def cut_pieces(block: np.ndarray, local: Sequence[Slices]) -> list[np.ndarray]:
@@ -88,7 +90,7 @@ def plan_patches(a: da.Array, starts: np.ndarray, patch_size: Sequence[int]) -> 
     tasks, dests = [], []
     for idx, items in groups.items():
         cuts: list[Slices] = [it[1] for it in items]
-        name = f"caredask-cut-{tokenize(a.name, idx, cuts)}"
+        name = f"{CUT_TASK}-{tokenize(a.name, idx, cuts)}"
         tasks.append(dask.delayed(cut_pieces, pure=True)(blocks[idx], cuts, dask_key_name=name))
         dests.append([(it[0], it[2]) for it in items])
     shape = (len(starts), *patch_size)
@@ -204,6 +206,6 @@ def group_tasks(
         token = tokenize(
             [t.key for t in xt], [t.key for t in yt], lo, hi, spec.rows, spec.norm, spec.target_id
         )
-        name = f"caredask-write-{token}"
+        name = f"{WRITE_TASK}-{token}"
         out.append(dask.delayed(finish_group, pure=True)(spec, xt, yt, dask_key_name=name))
     return out
