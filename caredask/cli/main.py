@@ -232,16 +232,21 @@ def _reporting_interrupt(out: Path) -> Iterator[None]:
     except KeyboardInterrupt:
         partial = out.with_name(out.name + ".partial")
         temps = sorted(out.parent.glob(f".{glob.escape(out.name)}.*.tmp"))
-        left = [p for p in (partial, *temps) if os.path.lexists(p)]
         now = out.stat().st_mtime_ns if os.path.lexists(out) else None
         kept = "unchanged" if now == before else "written"
         what = f"{out} {kept if before is not None or now is not None else 'not written'}"
-        rest = (
-            f"; partial files left for the next run to remove: {', '.join(map(str, left))}"
-            if left
-            else "; partial files removed"
-        )
-        raise KeyboardInterrupt(what + rest) from None
+        if os.path.lexists(partial):
+            what += (
+                f"; the interrupted store {partial} is kept: run the same command again to "
+                "resume it (--restart to start over)"
+            )
+        if temps:
+            what += (
+                f"; temporary files left for the next run to remove: {', '.join(map(str, temps))}"
+            )
+        if not temps and not os.path.lexists(partial):
+            what += "; partial files removed"
+        raise KeyboardInterrupt(what) from None
 
 
 def _one(values: list[str]) -> str | list[str]:
