@@ -34,6 +34,7 @@ from .masks.filters import BackgroundFilter
 from .rawdata import RawData
 from .statistics.percentile import percentile
 from .transforms import Transform, broadcast_target, crop_images, permute_axes
+from .writers.store import TrainingStore
 
 _COMPAT = {
     "create_patches",
@@ -66,6 +67,7 @@ __all__ = [
     "RawData",
     "SourceNotFoundError",
     "Transform",
+    "TrainingStore",
     "__version__",
     "broadcast_target",
     "create_patches",
