@@ -12,6 +12,7 @@ from typing import Any
 from .. import __version__
 from ..errors import CaredaskError
 from .dataset_cmd import add_parsers, handlers, rebuild_command
+from .mask_opts import add_mask_options, mask_kwargs
 
 __all__ = ["build_parser", "main"]
 
@@ -91,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     _add_patch_options(p)
+    add_mask_options(p)
     i = sub.add_parser("inspect", help="what each image of a source looks like to caredask")
     i.add_argument("path", nargs="+", help="files, folders, stores or URIs")
     i.add_argument("--axes", default=None, help="axes when the files have no metadata")
@@ -157,11 +159,17 @@ def _patches(args: argparse.Namespace) -> int:
         raise CaredaskError(f"--output {out}: use a file name ending in .npz or .zarr")
     if out.exists() and not args.overwrite:
         raise CaredaskError(f"{out} exists; pass --overwrite to replace it or choose another name")
+    masks = mask_kwargs(args)
     if args.source is not None:
         if args.target is None:
             raise CaredaskError("--source needs --target (one target per source, same order)")
         axes = None if args.axes == "CZYX" else args.axes
-        raw = RawData.from_sources(_one(args.source), _one(args.target), axes)
+        raw = RawData.from_sources(_one(args.source), _one(args.target), axes, **masks)
+    elif masks:
+        raise CaredaskError(
+            "--mask/--mask-label need --source/--target (not BASEPATH): e.g. --source "
+            "BASEPATH/low --target BASEPATH/GT --mask BASEPATH/masks"
+        )
     else:
         raw = RawData.from_folder(
             args.basepath,
