@@ -81,6 +81,7 @@ __all__ = [
     "open_images",
     "percentile",
     "permute_axes",
+    "preview",
     "sample_percentiles",
     "save_training_data",
 ]
@@ -91,6 +92,10 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return importlib.import_module(".dataset", __name__)
+    if name == "preview":
+        from .visual.sampled import preview
+
+        return preview
     if name in _COMPAT:
         if name == "generate_training_data":
             from .sampling.create import generate_training_data

@@ -13,6 +13,9 @@ from .. import __version__
 from ..errors import CaredaskError
 from .dataset_cmd import add_parsers, handlers, rebuild_command
 from .mask_opts import add_mask_options, mask_kwargs
+from .preview_cmd import add_parser as add_preview_parser
+from .preview_cmd import check_preview_option, patches_preview
+from .preview_cmd import run as run_preview
 
 __all__ = ["build_parser", "main"]
 
@@ -91,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="dask scheduler: threads, processes, synchronous or a cluster ADDRESS",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--preview", default=None, metavar="FILE.png", help="PNG of what was sampled")
     _add_patch_options(p)
     add_mask_options(p)
     i = sub.add_parser("inspect", help="what each image of a source looks like to caredask")
@@ -100,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="caredask-demo", help="folder for the demo data")
     d.add_argument("--scheduler", default=None)
     add_parsers(sub)
+    add_preview_parser(sub)
     return ap
 
 
@@ -159,6 +164,7 @@ def _patches(args: argparse.Namespace) -> int:
         raise CaredaskError(f"--output {out}: use a file name ending in .npz or .zarr")
     if out.exists() and not args.overwrite:
         raise CaredaskError(f"{out} exists; pass --overwrite to replace it or choose another name")
+    check_preview_option(args, out)
     masks = mask_kwargs(args)
     if args.source is not None:
         if args.target is None:
@@ -199,6 +205,9 @@ def _patches(args: argparse.Namespace) -> int:
             verbose=not args.quiet,
         )
     print(f"wrote {out}: X {tuple(X.shape)}, Y {tuple(Y.shape)}, axes {axes}")
+    png = patches_preview(args, out, list(getattr(raw.generator, "_caredask_names", [])))
+    if png is not None:
+        print(f"wrote {png}")
     return 0
 
 
@@ -249,6 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cmds = {"patches": _patches, "inspect": _inspect, "demo": _demo, **handlers()}
+        cmds["preview"] = run_preview
         return cmds[args.command](args)
     except CaredaskError as e:
         print(f"caredask: error: {e}", file=sys.stderr)
