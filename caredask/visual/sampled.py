@@ -106,7 +106,8 @@ def _pair_tiles(store: TrainingStore, rows: np.ndarray) -> list[np.ndarray]:
 
 def _caption(rec: dict[str, Any], n: int) -> str:
     pairs = rec.get("percentiles")
-    text = f"{rec.get('name')}: {n} patches, threshold {_fmt(rec.get('threshold'))}"
+    name = Path(str(rec.get("name"))).name
+    text = f"{name}: {n} patches, threshold {_fmt(rec.get('threshold'))}"
     if pairs:
         a = np.asarray(pairs, dtype=np.float64)
         text += (
@@ -329,7 +330,7 @@ def _draw_thresholds(
     img = _canvas(max(width, 300), y)
     for i, (y0, row) in enumerate(pics):
         p_i = caps[i * n_t][1]
-        _text(img, (2, y0 + 1), f"{imgs[i].source or imgs[i].name}: p{pct:g} = {_fmt(p_i)}")
+        _text(img, (2, y0 + 1), f"{imgs[i].name}: p{pct:g} = {_fmt(p_i)}")
         for t, pic in enumerate(row):
             thr_frac, _, thr, _ = caps[i * n_t + t]
             ox = t * (pic.shape[1] + _GAP)
