@@ -20,7 +20,8 @@ from caredask.cli.main import main
 from caredask.errors import InputError
 from caredask.masks.background import border_slices, filter_size
 from caredask.visual.render import BOX, eligible_centres, project, project_numpy
-from caredask.visual.sampled import preview_store, preview_thresholds
+from caredask.visual.sampled import preview_store
+from caredask.visual.thresholds import preview_thresholds
 
 from .conftest import blob_pair
 

@@ -20,11 +20,18 @@ import numpy as np
 from dask.array.overlap import ensure_minimum_chunksize
 
 from ..errors import AxesError, InputError
+from ..loaders.base import LazyImage
 from ..masks.background import border_slices, dilate_above_mask, erode_pixel_mask
 
 __all__ = [
     "BOX",
     "Panel",
+    "canvas",
+    "draw_text",
+    "fmt_value",
+    "paste",
+    "scale_for",
+    "yx_shape",
     "eligible_centres",
     "panel_image",
     "pool_factor",
@@ -179,3 +186,33 @@ def save_png(img: Any, path: str | os.PathLike[str], overwrite: bool) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return target
+
+
+def fmt_value(v: Any) -> str:
+    return "-" if v is None else f"{float(v):.4g}"
+
+
+def canvas(w: int, h: int) -> Any:
+    from PIL import Image
+
+    return Image.new("RGB", (w, h), (255, 255, 255))
+
+
+def draw_text(img: Any, xy: tuple[int, int], text: str) -> None:
+    from PIL import ImageDraw
+
+    ImageDraw.Draw(img).text(xy, text, fill=(0, 0, 0))
+
+
+def paste(img: Any, rgb: np.ndarray, xy: tuple[int, int]) -> None:
+    from PIL import Image
+
+    img.paste(Image.fromarray(rgb), xy)
+
+
+def scale_for(shape: tuple[int, ...], min_side: int) -> int:
+    return max(1, min(8, -(-min_side // max(1, max(shape)))))
+
+
+def yx_shape(im: LazyImage) -> tuple[int, int]:
+    return int(im.data.shape[im.axes.index("Y")]), int(im.data.shape[im.axes.index("X")])

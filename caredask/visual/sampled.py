@@ -27,49 +27,28 @@ from ..dataset.preview import _to_uint8 as tile_uint8
 from ..dataset.preview import patch_tile
 from ..errors import AxesError, InputError
 from ..loaders import LazyImage, open_images
-from ..masks.filters import BackgroundFilter
 from ..rawdata import open_masks
-from ..statistics.percentile import percentile
 from ..writers.store import TrainingStore
 from .render import (
     BOX,
     Panel,
+    canvas,
+    draw_text,
     eligible_centres,
+    fmt_value,
     panel_image,
+    paste,
     pool_factor,
     project,
     save_png,
+    scale_for,
+    yx_shape,
 )
+from .thresholds import preview_thresholds
 
-__all__ = ["preview", "preview_store", "preview_thresholds"]
+__all__ = ["preview", "preview_store"]
 
 _HEAD, _GAP, _TILE, _PAIRS_PER_ROW = 14, 6, 64, 4
-
-
-def _fmt(v: Any) -> str:
-    return "-" if v is None else f"{float(v):.4g}"
-
-
-def _canvas(w: int, h: int) -> Any:
-    from PIL import Image
-
-    return Image.new("RGB", (w, h), (255, 255, 255))
-
-
-def _text(img: Any, xy: tuple[int, int], text: str) -> None:
-    from PIL import ImageDraw
-
-    ImageDraw.Draw(img).text(xy, text, fill=(0, 0, 0))
-
-
-def _paste(img: Any, rgb: np.ndarray, xy: tuple[int, int]) -> None:
-    from PIL import Image
-
-    img.paste(Image.fromarray(rgb), xy)
-
-
-def _scale_for(shape: tuple[int, ...], min_side: int) -> int:
-    return max(1, min(8, -(-min_side // max(1, max(shape)))))
 
 
 def _fit(img: LazyImage, axes: str, shape: Sequence[int], what: str) -> LazyImage:
@@ -107,12 +86,12 @@ def _pair_tiles(store: TrainingStore, rows: np.ndarray) -> list[np.ndarray]:
 def _caption(rec: dict[str, Any], n: int) -> str:
     pairs = rec.get("percentiles")
     name = Path(str(rec.get("name"))).name
-    text = f"{name}: {n} patches, threshold {_fmt(rec.get('threshold'))}"
+    text = f"{name}: {n} patches, threshold {fmt_value(rec.get('threshold'))}"
     if pairs:
         a = np.asarray(pairs, dtype=np.float64)
         text += (
-            f", pmin {_fmt(a[:, 0].min())}-{_fmt(a[:, 0].max())}"
-            f", pmax {_fmt(a[:, 1].min())}-{_fmt(a[:, 1].max())}"
+            f", pmin {fmt_value(a[:, 0].min())}-{fmt_value(a[:, 0].max())}"
+            f", pmax {fmt_value(a[:, 1].min())}-{fmt_value(a[:, 1].max())}"
         )
     return text
 
@@ -184,22 +163,35 @@ def preview_store(
         else None
     )
     ps = rec["patch_size"]
-    factors = [pool_factor(_yx_shape(im), max_side) for im in fitted]
-    lazy: list[Any] = []
-    for i, (im, r, f) in enumerate(zip(fitted, shown, factors, strict=True)):
-        lazy.append(project(im.data, im.axes, f))
-        m = None if masks is None else masks[i]
-        thr = r["threshold"] if r["threshold"] is None else np.float32(r["threshold"])
-        elig = eligible_centres(im.data, ps, thr, m) if use_target else None
-        lazy.append(None if elig is None else project(elig, im.axes, f))
-    done = dask.compute(*[a for a in lazy if a is not None])
-    it = iter(done)
-    results = [next(it) if a is not None else None for a in lazy]
+    factors = [pool_factor(yx_shape(im), max_side) for im in fitted]
+    pictures = _pictures(fitted, shown, factors, ps, masks, use_target)
     rows = []
-    for j, (im, r, f) in enumerate(zip(fitted, shown, factors, strict=True)):
+    for im, r, f, (proj, elig) in zip(fitted, shown, factors, pictures, strict=True):
         mine = np.flatnonzero(owner == int(r["index"]))
-        rows.append((im, r, f, results[2 * j], results[2 * j + 1], mine))
+        rows.append((im, r, f, proj, elig, mine))
     return _draw_store(st, rows, ps, n_pairs, output, overwrite)
+
+
+def _pictures(
+    images: list[LazyImage],
+    records: list[dict[str, Any]],
+    factors: list[int],
+    ps: Sequence[int],
+    masks: list[Any] | None,
+    tint: bool,
+) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """Projections and (with ``tint``) projected eligible regions, computed in one pass."""
+    lazy: list[Any] = []
+    for i, (im, r, f) in enumerate(zip(images, records, factors, strict=True)):
+        lazy.append(project(im.data, im.axes, f))
+        if tint:
+            thr = r["threshold"] if r["threshold"] is None else np.float32(r["threshold"])
+            m = None if masks is None else masks[i]
+            lazy.append(project(eligible_centres(im.data, ps, thr, m), im.axes, f))
+    done = dask.compute(*lazy)
+    if tint:
+        return [(done[2 * i], done[2 * i + 1]) for i in range(len(images))]
+    return [(d, None) for d in done]
 
 
 def _open(source: Any, axes: str | None, recorded: str, options: dict[str, Any]) -> Any:
@@ -210,10 +202,6 @@ def _open(source: Any, axes: str | None, recorded: str, options: dict[str, Any])
         return open_images(source, None, **options)
     except AxesError:
         return open_images(source, recorded, **options)
-
-
-def _yx_shape(im: LazyImage) -> tuple[int, int]:
-    return int(im.data.shape[im.axes.index("Y")]), int(im.data.shape[im.axes.index("X")])
 
 
 def _draw_store(
@@ -232,7 +220,7 @@ def _draw_store(
     iy, ix = axes.index("Y"), axes.index("X")
     layout, width, y = [], 0, 0
     for im, r, f, proj, elig, mine in rows:
-        scale = _scale_for(proj.shape, 256)
+        scale = scale_for(proj.shape, 256)
         pic = panel_image(proj, elig, scale)
         n_show = min(len(mine), n_pairs)
         grid_rows = -(-n_show // _PAIRS_PER_ROW)
@@ -241,13 +229,13 @@ def _draw_store(
         layout.append((im, r, f, pic, mine, y, scale))
         width = max(width, pic.shape[1] + _GAP + _PAIRS_PER_ROW * 2 * (_TILE + 2))
         y += h
-    img = _canvas(width + _GAP, y)
+    img = canvas(width + _GAP, y)
     draw = ImageDraw.Draw(img)
     panels = []
     for im, r, f, pic, mine, y0, scale in layout:
-        _text(img, (2, y0 + 1), _caption(r, len(mine)))
+        draw_text(img, (2, y0 + 1), _caption(r, len(mine)))
         oy = y0 + _HEAD
-        _paste(img, pic, (0, oy))
+        paste(img, pic, (0, oy))
         panel = Panel(im.name, (0, oy), (pic.shape[1], pic.shape[0]), scale, f)
         for row in mine:
             b = panel.box((starts[row][iy], starts[row][ix]), (ps[iy], ps[ix]))
@@ -258,85 +246,7 @@ def _draw_store(
         for t, tile in enumerate(tiles):
             gx = pic.shape[1] + _GAP + (t % (2 * _PAIRS_PER_ROW)) * (_TILE + 2)
             gy = oy + (t // (2 * _PAIRS_PER_ROW)) * (_TILE + 2)
-            _paste(img, np.repeat(tile[..., None], 3, axis=-1), (gx, gy))
-    return save_png(img, output, overwrite), panels
-
-
-def preview_thresholds(
-    target: Any,
-    output: str | os.PathLike[str],
-    thresholds: Sequence[float],
-    patch_size: Sequence[int],
-    *,
-    percentile_: float = 99.9,
-    axes: str | None = None,
-    max_images: int = 4,
-    max_side: int = 256,
-    overwrite: bool = False,
-    mask_options: dict[str, Any] | None = None,
-    **options: Any,
-) -> tuple[Path, list[Panel]]:
-    """Picture of the region csbdeep's background filter leaves eligible, per threshold.
-
-    Computes the filter's percentile of each target (exactly, blockwise) and the eligible
-    centres for each threshold; no patch is sampled.  See :func:`preview` for the arguments.
-    """
-    if not thresholds:
-        raise InputError("give at least one filter threshold, e.g. 0.2 0.4 0.6")
-    filters = [BackgroundFilter(float(t), float(percentile_)) for t in thresholds]
-    imgs = open_images(target, axes, **options)[:max_images]
-    masks = open_masks(imgs, imgs, axes, **mask_options, **options) if mask_options else None
-    lazy: list[Any] = []
-    caps: list[Any] = []
-    for i, im in enumerate(imgs):
-        p = percentile(im.data.astype(np.float32), float(percentile_))
-        f = pool_factor(_yx_shape(im), max_side)
-        lazy.append(project(im.data, im.axes, f))
-        for flt in filters:
-            thr = flt.threshold_from(p)
-            e = eligible_centres(im.data, patch_size, thr, None if masks is None else masks[i])
-            lazy.append(project(e, im.axes, f))
-            caps.append((flt.threshold, p, thr, e.mean()))
-        lazy.append(f)
-    arrays = dask.compute(*[a for a in lazy if not isinstance(a, int)], *[c[3] for c in caps])
-    return _draw_thresholds(imgs, lazy, arrays, caps, percentile_, output, overwrite)
-
-
-def _draw_thresholds(
-    imgs: list[LazyImage],
-    lazy: list[Any],
-    arrays: Sequence[Any],
-    caps: list[Any],
-    pct: float,
-    output: Any,
-    overwrite: bool,
-) -> tuple[Path, list[Panel]]:
-    n_t = len(caps) // len(imgs)
-    fracs = arrays[len(arrays) - len(caps) :]
-    per = 1 + n_t
-    pics, panels, y, width = [], [], 0, 0
-    for i, im in enumerate(imgs):
-        proj = arrays[i * per]
-        f = lazy[i * (per + 1) + per]
-        scale = _scale_for(proj.shape, 200)
-        row = [panel_image(proj, arrays[i * per + 1 + t], scale) for t in range(n_t)]
-        pics.append((y, row))
-        width = max(width, n_t * (row[0].shape[1] + _GAP))
-        for t in range(n_t):
-            ox = t * (row[0].shape[1] + _GAP)
-            size = (row[0].shape[1], row[0].shape[0])
-            panels.append(Panel(im.name, (ox, y + 2 * _HEAD), size, scale, f))
-        y += 2 * _HEAD + row[0].shape[0] + _GAP
-    img = _canvas(max(width, 300), y)
-    for i, (y0, row) in enumerate(pics):
-        p_i = caps[i * n_t][1]
-        _text(img, (2, y0 + 1), f"{imgs[i].name}: p{pct:g} = {_fmt(p_i)}")
-        for t, pic in enumerate(row):
-            thr_frac, _, thr, _ = caps[i * n_t + t]
-            ox = t * (pic.shape[1] + _GAP)
-            label = f"{thr_frac:g} -> {_fmt(thr)}: {fracs[i * n_t + t]:.0%} eligible"
-            _text(img, (ox + 2, y0 + _HEAD + 1), label)
-            _paste(img, pic, (ox, y0 + 2 * _HEAD))
+            paste(img, np.repeat(tile[..., None], 3, axis=-1), (gx, gy))
     return save_png(img, output, overwrite), panels
 
 
