@@ -144,6 +144,11 @@ def test_ngff_labels_from_ome_zarr_py_match_csbdeep(tmp_path: Path, fmt: Any, le
     ref = _csbdeep(xs, ys, masks, "YX", (8, 8), 12)
     raw = RawData.from_sources(srcs, tgts, mask_label="cells", level=level)
     _same(_caredask(raw, (8, 8), 12), ref)
+    # the label image itself as a mask source (an OME-Zarr image; level= applies to it too)
+    one = _csbdeep(xs[:1], ys[:1], masks[:1], "YX", (8, 8), 12)
+    lab_src = str(Path(srcs[0]) / "labels" / "cells")
+    raw = RawData.from_sources(srcs[0], tgts[0], mask=lab_src, level=level)
+    _same(_caredask(raw, (8, 8), 12), one)
     with pytest.raises(InputError, match=r"no NGFF label image 'nuclei'.*s0\.ome\.zarr"):
         RawData.from_sources(srcs, tgts, mask_label="nuclei")
 

@@ -20,7 +20,7 @@ from caredask.cli.main import main
 from caredask.errors import InputError
 from caredask.masks.background import border_slices, filter_size
 from caredask.visual.render import BOX, eligible_centres, project, project_numpy
-from caredask.visual.sampled import preview_store
+from caredask.visual.sampled import _HEAD, preview_store
 from caredask.visual.thresholds import preview_thresholds
 
 from .conftest import blob_pair
@@ -189,3 +189,23 @@ def test_cli_patches_preview_and_preview_command(
     assert Image.open(tmp_path / "t.png").size[0] > 3 * 200
     assert main([*args[:-1], str(tmp_path / "d.npz"), "--preview", str(tmp_path / "x.png")]) == 2
     assert "--preview needs a .zarr" in capsys.readouterr().err
+
+
+def test_cli_patches_preview_from_basepath(tmp_path: Path, capsys: Any) -> None:
+    """BASEPATH layout: the targets are found next to the recorded sources."""
+    for d in ("low", "GT"):
+        (tmp_path / d).mkdir()
+    x, y = blob_pair((4, 40, 36), seed=5)
+    tifffile.imwrite(tmp_path / "low" / "a.tif", x)
+    tifffile.imwrite(tmp_path / "GT" / "a.tif", y)
+    png = tmp_path / "b.png"
+    args = ["patches", str(tmp_path), "--axes", "ZYX", "--patch-size", "2", "8", "8", "-k", "4"]
+    assert main([*args, "-q", "-o", str(tmp_path / "b.zarr"), "--preview", str(png)]) == 0
+    store = TrainingStore(tmp_path / "b.zarr")
+    starts = store.patch_start
+    assert starts is not None
+    s = 256 // 40 + 1  # the panel's upscaling of a 40-pixel-high image
+    expected: set[tuple[int, int]] = set()
+    for _, sy, sx in starts:
+        expected |= _outline(sx * s, _HEAD + sy * s, (sx + 8) * s - 1, _HEAD + (sy + 8) * s - 1)
+    assert _red(png) == expected
