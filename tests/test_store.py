@@ -147,12 +147,15 @@ def test_pickle_carries_no_open_arrays(zarr_store: Any) -> None:
     assert np.array_equal(clone[7][1], store[7][1])
 
 
-def test_worker_processes_read_random_indices(zarr_store: Any) -> None:
-    """Like a PyTorch DataLoader with workers: the store is pickled to spawned processes."""
+@pytest.mark.parametrize("start", ["spawn", "fork"])
+def test_worker_processes_read_random_indices(zarr_store: Any, start: str) -> None:
+    """Like a PyTorch DataLoader with workers: the store goes to spawned or forked processes
+    (forked after the parent opened it: each process opens its own)."""
     path, _ = zarr_store
     train, _ = TrainingStore(path).split(validation=0.25, seed=0)
+    train[0]
     idx = np.random.default_rng(5).integers(0, len(train), 12).tolist()
-    ctx = multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context(start)
     with ctx.Pool(2) as pool:
         got = pool.map(train.__getitem__, idx)
     g = zarr.open_group(path, mode="r")
