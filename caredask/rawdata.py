@@ -244,9 +244,7 @@ def open_masks(
         lazy = pair_masks(xs, _open_mask_images(mask, axes, mask_axes, options))
     else:
         lazy = [_ngff_label(x, y, str(mask_label), options) for x, y in zip(xs, ys, strict=True)]
-    return [
-        eligible_pixels(fit_mask(m, x), mask_values) for m, x in zip(lazy, xs, strict=True)
-    ]
+    return [eligible_pixels(fit_mask(m, x), mask_values) for m, x in zip(lazy, xs, strict=True)]
 
 
 def _open_mask_images(

@@ -204,9 +204,7 @@ def _open_entry(e: dict[str, Any], axes: str | None, options: dict[str, Any]) ->
     return images[int(e["image"] or 0)]
 
 
-def _raw_data(
-    xs: list[LazyImage], ys: list[LazyImage], masks: list[Any] | None = None
-) -> RawData:
+def _raw_data(xs: list[LazyImage], ys: list[LazyImage], masks: list[Any] | None = None) -> RawData:
     def _gen() -> Iterator[Any]:
         for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
             yield x.data, y.data, x.axes, None if masks is None else masks[i]
