@@ -22,10 +22,12 @@ from typing import Any
 from .axes import axes_check_and_normalize
 from .errors import AxesError, InputError, SourceNotFoundError
 from .loaders import LazyImage, open_images
+from .loaders.labels import open_label
 from .loaders.registry import file_uri_to_path, natural_key
+from .masks.pixel import eligible_pixels, fit_mask, pair_masks
 from .transforms import Item, SourcedItem, mark_rng_free
 
-__all__ = ["RawData"]
+__all__ = ["RawData", "open_masks"]
 
 
 def _right_aligned(axes: str, ndim: int, where: str) -> str:
@@ -149,7 +151,16 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
 
     @staticmethod
     def from_sources(
-        source: Any, target: Any, axes: str | None = None, *, pair_by: str = "auto", **options: Any
+        source: Any,
+        target: Any,
+        axes: str | None = None,
+        *,
+        pair_by: str = "auto",
+        mask: Any = None,
+        mask_label: str | None = None,
+        mask_values: Sequence[int] | None = None,
+        mask_axes: str | None = None,
+        **options: Any,
     ) -> RawData:
         """Pairs from any two sources :func:`caredask.open_images` reads.
 
@@ -166,14 +177,29 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
             ``'position'``: the i-th source with the i-th target (arrays, or files whose names
             legitimately differ).  ``'auto'`` (default): by name when both sides are folders
             or lists of paths, by position otherwise (arrays, one file or store each).
+        mask : path, URI, array or list of them, optional
+            csbdeep's pixel mask from a third source in any format (TIFF folder, Zarr arrays,
+            an OME-Zarr label image): patch centres only where the whole patch lies on
+            non-zero mask pixels, combined with the patch filter exactly as csbdeep combines
+            a mask.  Paired with the sources by name when every source has a mask of its name,
+            else in order.  A missing or size-1 channel axis is broadcast.
+        mask_label : str, optional
+            Instead of ``mask``: the NGFF label image ``labels/<mask_label>`` of each OME-Zarr
+            input (the source's, else the target's), at the level matching the image.
+        mask_values : sequence of int, optional
+            Only these labels are eligible (default: any non-zero label).
+        mask_axes : str, optional
+            Axes of the masks; default: their metadata, else ``axes``.
         **options
-            Passed to :func:`caredask.open_images`.
+            Passed to :func:`caredask.open_images` (also for the masks).
 
         Raises
         ------
         InputError
             Unknown ``pair_by``; images without a partner (named); repeated names when
-            pairing by name; different counts when pairing by position (the extra named).
+            pairing by name; different counts when pairing by position (the extra named);
+            ``mask`` and ``mask_label`` both given, a mask that cannot be paired or whose shape
+            does not match its image (both named), or no label image found.
         """
         if pair_by not in ("auto", "name", "position"):
             raise InputError(f"pair_by={pair_by!r}: use 'auto', 'name' or 'position'")
@@ -182,17 +208,30 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
             pair_by == "auto" and _is_collection(source) and _is_collection(target)
         )
         pairs = _pair_by_name(xs, ys) if by_name else _pair_by_position(xs, ys)
+        masks = open_masks(
+            [x for x, _ in pairs],
+            [y for _, y in pairs],
+            axes,
+            mask=mask,
+            mask_label=mask_label,
+            mask_values=mask_values,
+            mask_axes=mask_axes,
+            **options,
+        )
 
         def _gen() -> Iterator[Item]:
-            for x, y in pairs:
+            for i, (x, y) in enumerate(pairs):
                 if x.axes != y.axes:
                     raise AxesError(
                         f"{x.source}: axes {x.axes!r} differ from its target's {y.axes!r} "
                         f"({y.source}); pass axes= explicitly"
                     )
-                yield SourcedItem((x.data, y.data, x.axes, None), (_where(x), _where(y)))
+                m = None if masks is None else masks[i]
+                yield SourcedItem((x.data, y.data, x.axes, m), (_where(x), _where(y)))
 
         desc = f"source={source}, target={target}, axes={axes}, pair_by={pair_by}"
+        if mask is not None or mask_label is not None:
+            desc += f", mask={mask if mask_label is None else 'labels/' + mask_label}"
         return RawData(_lazy(_gen, [_where(x) for x, _ in pairs]), len(pairs), desc)
 
 
@@ -258,6 +297,58 @@ def _pair_by_position(
             f"{extra}; give one target per source, in the same order"
         )
     return list(zip(xs, ys, strict=True))
+
+
+def open_masks(
+    xs: Sequence[LazyImage],
+    ys: Sequence[LazyImage],
+    axes: str | None = None,
+    *,
+    mask: Any = None,
+    mask_label: str | None = None,
+    mask_values: Sequence[int] | None = None,
+    mask_axes: str | None = None,
+    **options: Any,
+) -> list[Any] | None:
+    """Lazy boolean pixel masks for image pairs, shaped like the images (``None``: no masks).
+
+    Arguments as for :meth:`RawData.from_sources`; ``xs``/``ys`` are the opened sources and
+    targets.  Nothing is read but metadata.
+    """
+    if mask is None and mask_label is None:
+        if mask_values is not None:
+            raise InputError("mask_values needs mask= or mask_label=")
+        return None
+    if mask is not None and mask_label is not None:
+        raise InputError("pass either mask= (a mask source) or mask_label= (NGFF labels), not both")
+    if mask is not None:
+        lazy = pair_masks(xs, _open_mask_images(mask, axes, mask_axes, options))
+    else:
+        lazy = [_ngff_label(x, y, str(mask_label), options) for x, y in zip(xs, ys, strict=True)]
+    return [eligible_pixels(fit_mask(m, x), mask_values) for m, x in zip(lazy, xs, strict=True)]
+
+
+def _open_mask_images(
+    mask: Any, axes: str | None, mask_axes: str | None, options: dict[str, Any]
+) -> list[LazyImage]:
+    """Masks with ``mask_axes``, else their own metadata's axes, else the images' ``axes``."""
+    if mask_axes is not None or axes is None:
+        return open_images(mask, mask_axes, **options)
+    try:
+        return open_images(mask, None, **options)
+    except AxesError:
+        return open_images(mask, axes, **options)
+
+
+def _ngff_label(x: LazyImage, y: LazyImage, name: str, options: dict[str, Any]) -> LazyImage:
+    for img in (x, y):
+        lab = open_label(img, name, options.get("storage_options"))
+        if lab is not None:
+            return lab
+    raise InputError(
+        f"no NGFF label image {name!r} (labels/{name}) in {x.source} nor in {y.source}; "
+        "write it with ome-zarr-py (write_labels) or pass mask= with a mask source"
+    )
 
 
 def _lazy(gen: Callable[[], Iterator[Item]], names: list[str]) -> Callable[[], Iterator[Item]]:

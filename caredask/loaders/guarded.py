@@ -66,6 +66,11 @@ class ZarrChunkReader:
         self.dtype = np.dtype(self.array.dtype)
         self.ndim = len(self.shape)
 
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        """The array's chunks (the inner chunks when sharded): its unit of decoding."""
+        return tuple(self.array.chunks)
+
     def __getitem__(self, key: Any) -> np.ndarray:
         try:
             return np.asarray(self.array[key])
@@ -140,6 +145,11 @@ class GuardedReader:
         self.shape = tuple(int(n) for n in self.inner.shape)
         self.dtype = np.dtype(self.inner.dtype)
         self.ndim = len(self.shape)
+
+    @property
+    def read_chunks(self) -> Any:
+        """The wrapped reader's unit of decoding, if it declares one."""
+        return getattr(self.inner, "read_chunks", None) or getattr(self.inner, "chunks", None)
 
     def __getitem__(self, key: Any) -> np.ndarray:
         try:
