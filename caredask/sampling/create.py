@@ -93,6 +93,7 @@ def _run(
     resume: bool = True,
     nonfinite: str = "raise",
     on_empty: str = "raise",
+    summary: dict[str, Any] | None = None,
 ) -> tuple[Any, Any, str]:
     _check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
     _check_choice("on_empty", on_empty, ON_EMPTY)
@@ -188,6 +189,9 @@ def _run(
         "seed": seed_record,
         "skipped": [it.name for it in skipped],
     }
+    if summary is not None:
+        resumed = getattr(sink, "resumed", 0)
+        summary.update(images=n_images, patches=n_total, skipped=record["skipped"], resumed=resumed)
     return _finish(
         sink,
         None if planned else perm,
@@ -448,6 +452,7 @@ def generate_training_data(
     resume: bool = True,
     nonfinite: str = "raise",
     on_empty: str = "raise",
+    summary: dict[str, Any] | None = None,
 ) -> tuple[Any, Any, str]:
     """caredask's native API: csbdeep's algorithm with an explicit seed, no global state.
 
@@ -485,6 +490,9 @@ def generate_training_data(
         An image the filter leaves nothing to sample from: refuse (csbdeep), or skip it; the
         result is then that of the same call without the skipped images, which are named in a
         warning and in the provenance (``skipped``).
+    summary : dict, optional
+        Filled with ``images``, ``patches``, ``skipped`` (names) and ``resumed`` (images taken
+        over from an interrupted run).
 
     Returns
     -------
@@ -522,4 +530,5 @@ def generate_training_data(
         resume=resume,
         nonfinite=nonfinite,
         on_empty=on_empty,
+        summary=summary,
     )
