@@ -127,7 +127,8 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
             f"{basepath}: target='{target_dir}', sources={list(source_dirs)}, "
             f"axes='{axes_n}', pattern='{pattern}'"
         )
-        return RawData(_lazy(_gen, [str(f) for f, _ in pairs]), len(pairs), description)
+        names, targets = [str(f) for f, _ in pairs], [str(t) for _, t in pairs]
+        return RawData(_lazy(_gen, names, targets), len(pairs), description)
 
     @staticmethod
     def from_arrays(X: Sequence[Any], Y: Sequence[Any], axes: str = "CZYX") -> RawData:
@@ -232,7 +233,9 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
         desc = f"source={source}, target={target}, axes={axes}, pair_by={pair_by}"
         if mask is not None or mask_label is not None:
             desc += f", mask={mask if mask_label is None else 'labels/' + mask_label}"
-        return RawData(_lazy(_gen, [_where(x) for x, _ in pairs]), len(pairs), desc)
+        names = [_where(x) for x, _ in pairs]
+        targets = [_where(y) for _, y in pairs]
+        return RawData(_lazy(_gen, names, targets), len(pairs), desc)
 
 
 def _is_collection(src: Any) -> bool:
@@ -351,8 +354,11 @@ def _ngff_label(x: LazyImage, y: LazyImage, name: str, options: dict[str, Any]) 
     )
 
 
-def _lazy(gen: Callable[[], Iterator[Item]], names: list[str]) -> Callable[[], Iterator[Item]]:
+def _lazy(
+    gen: Callable[[], Iterator[Item]], names: list[str], targets: list[str] | None = None
+) -> Callable[[], Iterator[Item]]:
     """Mark a caredask generator: draws no random numbers, yields lazy images with names."""
     gen = mark_rng_free(gen)  # type: ignore[arg-type,assignment]
     gen._caredask_names = names  # type: ignore[attr-defined]
+    gen._caredask_targets = targets or []  # type: ignore[attr-defined]
     return gen
