@@ -23,6 +23,7 @@ from dask.utils import key_split
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from ..masks.background import MASK_TASK
+from ..masks.skip import DILATE_TASK
 from ..statistics.percentile import STATS_TASK
 from .extract import CUT_TASK, WRITE_TASK
 
@@ -31,6 +32,7 @@ __all__ = ["PHASE_OF", "Cancelled", "LocalCounter", "Monitor", "Progress", "Task
 PHASE_OF = {
     STATS_TASK: "statistics",
     MASK_TASK: "mask",
+    DILATE_TASK: "mask",
     CUT_TASK: "extract",
     WRITE_TASK: "extract",
 }
