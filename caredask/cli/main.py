@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import CaredaskError
+from . import convert_cmd
 from .dataset_cmd import add_parsers, handlers, rebuild_command
 
 __all__ = ["build_parser", "main"]
@@ -98,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="caredask-demo", help="folder for the demo data")
     d.add_argument("--scheduler", default=None)
     add_parsers(sub)
+    convert_cmd.add_parser(sub)
+    convert_cmd.add_no_zarrs_option(ap, sub)
     return ap
 
 
@@ -241,7 +244,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cmds = {"patches": _patches, "inspect": _inspect, "demo": _demo, **handlers()}
-        return cmds[args.command](args)
+        cmds["convert"] = convert_cmd.handler
+        with convert_cmd.zarrs_switch(args):
+            return cmds[args.command](args)
     except CaredaskError as e:
         print(f"caredask: error: {e}", file=sys.stderr)
         return 2
