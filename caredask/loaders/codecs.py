@@ -15,6 +15,9 @@ setup (plugin or configuration) is needed, and the choice made on the client is 
 worker uses (a worker must have ``zarrs`` installed if the client used it, as with any package
 the graph refers to).  Stores the Rust pipeline does not support (e.g. in-memory or most
 fsspec stores) silently keep zarr-python's pipeline; zarr-python decides that itself.
+The Rust pipeline reads files itself, past Python store methods: anything that counts or
+intercepts store reads (``zarr.storage.WrapperStore``, monkeypatched ``LocalStore.get``)
+sees its reads only with zarr-python's pipeline (``use_zarrs(False)``).
 """
 
 from __future__ import annotations
