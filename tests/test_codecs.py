@@ -25,7 +25,9 @@ from caredask.loaders.codecs import (
     zarrs_available,
     zarrs_enabled,
 )
+from tests.conftest_remote import HttpStore, http_store
 
+__all__ = ["http_store"]  # the fixture, imported for pytest
 SHAPE = (24, 70, 90)
 
 
@@ -73,6 +75,15 @@ def test_unsupported_store_keeps_default_pipeline() -> None:
     arr[:] = np.arange(10)
     assert codec_pipeline_name(arr) == "BatchedCodecPipeline"
     assert np.array_equal(arr[:], np.arange(10))
+
+
+def test_remote_store_keeps_default_pipeline(http_store: HttpStore) -> None:
+    data = _write(http_store.root / "r.zarr", sharded=True)
+    (img,) = open_images(f"{http_store.url}/r.zarr")
+    assert codec_pipeline_name(_graph_arrays(img)[0]) == "BatchedCodecPipeline"
+    assert np.array_equal(img.data.compute(), data)
+    (img,) = open_images(f"file://{http_store.root}/r.zarr")  # file:// is local
+    assert codec_pipeline_name(_graph_arrays(img)[0]) == "ZarrsCodecPipeline"
 
 
 @settings(

@@ -1,8 +1,9 @@
 """Which zarr codec pipeline caredask reads (and writes) Zarr v2/v3 with.
 
 When the ``zarrs`` package is installed (``pip install 'caredask[fast]'``), caredask opens
-Zarr arrays with its Rust codec pipeline (``zarrs.ZarrsCodecPipeline``), which decodes about
-1.75x faster than zarr-python's default; the pixels are identical.  Turn it off with the
+local Zarr arrays with its Rust codec pipeline (``zarrs.ZarrsCodecPipeline``), which reads and
+decodes 1.4-2.1x faster than zarr-python's default (``benchmarks/bench_reads.py``); the pixels
+are identical.  Turn it off with the
 environment variable ``CAREDASK_ZARRS=0``, with :func:`use_zarrs` (``use_zarrs(False)``, or
 ``with use_zarrs(False): ...``) or with ``caredask --no-zarrs ...`` on the command line.
 
@@ -13,8 +14,9 @@ graph carries its pipeline; ``ZarrsCodecPipeline`` pickles as the array metadata
 location and rebuilds its Rust reader when a worker process unpickles the task.  No worker
 setup (plugin or configuration) is needed, and the choice made on the client is the one every
 worker uses (a worker must have ``zarrs`` installed if the client used it, as with any package
-the graph refers to).  Stores the Rust pipeline does not support (e.g. in-memory or most
-fsspec stores) silently keep zarr-python's pipeline; zarr-python decides that itself.
+the graph refers to).  Remote stores (any URI but ``file://``) keep zarr-python's pipeline
+(see :func:`zarr_config`), and so do stores the Rust pipeline does not support (e.g.
+in-memory ones; zarr-python decides that itself).
 The Rust pipeline reads files itself, past Python store methods: anything that counts or
 intercepts store reads (``zarr.storage.WrapperStore``, monkeypatched ``LocalStore.get``)
 sees its reads only with zarr-python's pipeline (``use_zarrs(False)``).
@@ -98,9 +100,15 @@ def _pipeline_path() -> str:
 
 
 @contextlib.contextmanager
-def zarr_config() -> Iterator[None]:
-    """Open (or create) zarr arrays inside this block to give them caredask's pipeline."""
-    with _config_lock, zarr.config.set({"codec_pipeline.path": _pipeline_path()}):
+def zarr_config(local: bool = True) -> Iterator[None]:
+    """Open (or create) zarr arrays inside this block to give them caredask's pipeline.
+
+    ``local=False`` (remote stores) keeps zarr-python's pipeline: ``zarrs`` would fetch HTTP
+    stores itself, without the fsspec ``storage_options`` (credentials, ``anon``) and holding
+    the interpreter while it waits (a server in the same process then never answers).
+    """
+    path = _pipeline_path() if local else DEFAULT_PIPELINE
+    with _config_lock, zarr.config.set({"codec_pipeline.path": path}):
         yield
 
 

@@ -28,8 +28,9 @@ the image into the read of each block, so computing a patch decodes only the sto
 (for shards: the inner chunks) it overlaps.  The graph holds the ``zarr.Array`` itself (it
 pickles as its store location and metadata, never as data or an open handle); task names are
 tokenised from the location, the array metadata and, for local stores, the modification time
-of the array's metadata file.  Opening reads metadata only.  Arrays are opened with the
-``zarrs`` codec pipeline when it is installed and not turned off (:mod:`caredask.loaders.codecs`).
+of the array's metadata file.  Opening reads metadata only.  Local arrays are opened with
+the ``zarrs`` codec pipeline when it is installed and not turned off (see
+:mod:`caredask.loaders.codecs`).
 """
 
 from __future__ import annotations
@@ -466,6 +467,13 @@ def _open_one(
     return _open_plain_group(node, loc, axes, options)
 
 
+def _all_local(source: Any) -> bool:
+    """No remote URI (``file://`` counts as local) in a source or list of sources."""
+    items = source if isinstance(source, list | tuple) else [source]
+    texts = [os.fspath(s) for s in items if isinstance(s, str | os.PathLike)]
+    return not any(_is_uri(t) and not t.lower().startswith("file://") for t in texts)
+
+
 def open_zarr(source: Any, axes: str | None = None, **options: Any) -> list[LazyImage]:
     """Open the images of a zarr / OME-Zarr source lazily (see the module docstring).
 
@@ -503,7 +511,8 @@ def open_zarr(source: Any, axes: str | None = None, **options: Any) -> list[Lazy
         raise InputError(
             f"{source}: unknown option(s) {unknown} for zarr sources; use {sorted(ZARR_OPTIONS)}"
         )
-    with zarr_config():  # arrays opened here carry caredask's codec pipeline (see .codecs)
+    # Arrays opened here carry caredask's codec pipeline into the graph (see .codecs).
+    with zarr_config(local=_all_local(source)):
         if not isinstance(source, list | tuple):
             return _open_one(source, axes, options)
         _check_not_mixed(source)
