@@ -171,3 +171,31 @@ def test_cli_no_zarrs(store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     assert main(["inspect", str(path)]) == 0
     assert seen == ["BatchedCodecPipeline", "BatchedCodecPipeline", "ZarrsCodecPipeline"]
     assert zarrs_enabled()  # the flag does not outlive the command
+
+
+@pytest.mark.parametrize("chunks", [None, (5, 13, 40)], ids=["store-chunks", "odd-chunks"])
+@pytest.mark.parametrize("sharded", [False, True], ids=["plain", "sharded"])
+@pytest.mark.parametrize("zarrs_on", [True, False], ids=["zarrs", "zarr-python"])
+def test_bit_identical_to_csbdeep(
+    tmp_path: Path, chunks: Any, sharded: bool, zarrs_on: bool
+) -> None:
+    import csbdeep.data as cd
+
+    import caredask.csbdeep as cc
+    from tests.conftest import blob_pair
+
+    x, y = blob_pair((20, 64, 72), 5)
+    kw: dict[str, Any] = {"chunks": (8, 32, 32)}
+    if sharded:
+        kw["shards"] = (16, 64, 64)
+    for name, a in (("x", x), ("y", y)):
+        zarr.create_array(tmp_path / f"{name}.zarr", data=a, dimension_names=("z", "y", "x"), **kw)
+    np.random.seed(11)
+    ref = cd.create_patches(cd.RawData.from_arrays([x], [y], axes="ZYX"), (4, 16, 16), 10)
+    opts = {} if chunks is None else {"chunks": chunks}
+    with use_zarrs(zarrs_on):
+        raw = cc.RawData.from_sources(str(tmp_path / "x.zarr"), str(tmp_path / "y.zarr"), **opts)
+        np.random.seed(11)
+        got = cc.create_patches(raw, (4, 16, 16), 10, verbose=False)
+    assert got[2] == ref[2]
+    assert np.array_equal(got[0], ref[0]) and np.array_equal(got[1], ref[1])
