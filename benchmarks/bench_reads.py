@@ -39,7 +39,7 @@ import threading
 import time
 from itertools import product
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import dask
 import dask.array as da
@@ -50,7 +50,7 @@ from zarr.abc.store import ByteRequest
 from zarr.core.buffer import Buffer, BufferPrototype
 
 import caredask
-from caredask.loaders import open_images
+from caredask.loaders import open_images, reader_to_dask
 from caredask.loaders.codecs import use_zarrs, zarrs_available
 from caredask.writers.convert import convert_to_zarr
 
@@ -209,7 +209,11 @@ def extraction(store: Path, link: Path, n: int) -> dict[str, Any]:
     """
     (x, cx), (y, cy) = _counting_array(_array_path(store)), _counting_array(_array_path(link))
     unit = tuple(x.shards or x.chunks)
-    raw = caredask.RawData.from_sources([x], [y], axes="ZYX", chunks=unit)
+    # As the Zarr loader wraps arrays (reader_to_dask registers the reader and its read grid,
+    # which extraction uses to read only the touched inner chunks), with counting stores.
+    xd = reader_to_dask(cast(Any, x), unit, (str(store), "counting"), prefix="read-zarr")
+    yd = reader_to_dask(cast(Any, y), unit, (str(link), "counting"), prefix="read-zarr")
+    raw = caredask.RawData.from_sources([xd], [yd], axes="ZYX")
     cx.reset(), cy.reset()
     t0 = time.perf_counter()
     X, _, _ = caredask.generate_training_data(
