@@ -183,4 +183,12 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     err = capsys.readouterr().err
     assert err.startswith("caredask: error: ") and "exists" in err and "--overwrite" in err
     assert main([*argv, "1", "2", "3", "4"]) == 2
-    assert "at most 3 sizes" in capsys.readouterr().err
+    assert "at most 3 values" in capsys.readouterr().err
+    assert (
+        main([*argv, "16", "16", "--overwrite", "--scale", "0.2", "0.2", "--unit", "nanometer"])
+        == 0
+    )
+    ms = zarr.open_group(out, mode="r").attrs["ome"]["multiscales"][0]
+    assert ms["datasets"][0]["coordinateTransformations"][0]["scale"] == [1.0, 0.2, 0.2]
+    assert [a.get("unit") for a in ms["axes"]] == ["nanometer"] * 3
+    assert zarr.open_group(out, mode="r")["0"].chunks == (12, 16, 16)

@@ -43,6 +43,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--shard-mib", type=float, default=128, help="target shard size in MiB (default 128)"
     )
+    p.add_argument(
+        "--scale",
+        type=float,
+        nargs="+",
+        metavar="F",
+        help="pixel size along the spatial axes (e.g. 0.5 0.1 0.1 for ZYX), in --unit",
+    )
     p.add_argument("--unit", default=None, help="unit of the spatial axes, e.g. micrometer")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--scheduler", default=None, help="threads, processes or a cluster ADDRESS")
@@ -69,17 +76,23 @@ def zarrs_switch(args: argparse.Namespace) -> Iterator[None]:
         yield
 
 
+def _spatial(flag: str, values: list[Any] | None) -> dict[str, Any] | None:
+    """Values for the last spatial axes (``16 64 64`` -> Z, Y, X; ``64 64`` -> Y, X)."""
+    from ..errors import InputError
+
+    if not values:
+        return None
+    if len(values) > len(_SPACE):
+        raise InputError(f"{flag} {values}: give at most 3 values (Z Y X)")
+    return dict(zip(_SPACE[-len(values) :], values, strict=True))
+
+
 def handler(args: argparse.Namespace) -> int:
     """Run ``caredask convert``."""
-    from ..errors import InputError
     from ..writers.convert import convert_to_zarr
     from .main import scheduler
 
-    patch = None
-    if args.patch_size and len(args.patch_size) > len(_SPACE):
-        raise InputError(f"--patch-size {args.patch_size}: give at most 3 sizes (Z Y X)")
-    if args.patch_size:
-        patch = dict(zip(_SPACE[-len(args.patch_size) :], args.patch_size, strict=True))
+    patch, scale = _spatial("--patch-size", args.patch_size), _spatial("--scale", args.scale)
     options = {} if args.pattern is None else {"pattern": args.pattern}
     source = args.source[0] if len(args.source) == 1 else args.source
     with scheduler(args.scheduler):
@@ -88,6 +101,7 @@ def handler(args: argparse.Namespace) -> int:
             args.output,
             axes=args.axes,
             patch_size=patch,
+            scale=scale,
             inner_chunks=args.inner_chunks,
             shard_shape=args.shard_shape,
             shard_bytes=int(args.shard_mib * 2**20),
