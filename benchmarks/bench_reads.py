@@ -282,7 +282,7 @@ def main() -> None:
                         r["s"],
                     )
                 )
-                print(f"  {name} N={n}: {r['s']:.1f} s", flush=True)
+                print(f"  {name} N={n}: read/touched {rows[-1][4]:.2f}, {r['s']:.1f} s", flush=True)
     print("\n| store | N | touched / image | read / image | read / touched | requests | time (s) |")
     print("|---|---|---|---|---|---|---|")
     for name, n, t, rd, ratio, req, s in rows:
