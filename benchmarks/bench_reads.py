@@ -46,7 +46,7 @@ import dask.array as da
 import numpy as np
 import zarr
 import zarr.storage
-from zarr.abc.store import ByteRequest
+from zarr.abc.store import ByteRequest, SuffixByteRequest
 from zarr.core.buffer import Buffer, BufferPrototype
 
 import caredask
@@ -76,18 +76,21 @@ class CountingStore(zarr.storage.WrapperStore[zarr.storage.LocalStore]):
         with self.lock:
             self.bytes = 0
             self.requests = 0
+            self.index_bytes = 0  # shard indexes (suffix requests)
 
-    def _count(self, key: str, buf: Buffer | None) -> None:
+    def _count(self, key: str, buf: Buffer | None, byte_range: ByteRequest | None) -> None:
         if buf is not None and not key.endswith("zarr.json"):
             with self.lock:
                 self.bytes += len(buf)
                 self.requests += 1
+                if isinstance(byte_range, SuffixByteRequest):
+                    self.index_bytes += len(buf)
 
     async def get(
         self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
     ) -> Buffer | None:
         buf = await self._store.get(key, prototype, byte_range)
-        self._count(key, buf)
+        self._count(key, buf, byte_range)
         return buf
 
     async def get_partial_values(
@@ -229,6 +232,7 @@ def extraction(store: Path, link: Path, n: int) -> dict[str, Any]:
     starts = decode_starts(X)
     del X
     return {
+        "index": cx.index_bytes + cy.index_bytes,
         "read": cx.bytes + cy.bytes,
         "requests": cx.requests + cy.requests,
         "s": dt,
@@ -278,15 +282,19 @@ def main() -> None:
                         touched / total,
                         r["read"] / total,
                         r["read"] / max(touched, 1),
+                        (r["read"] - r["index"]) / max(touched, 1),
                         r["requests"],
                         r["s"],
                     )
                 )
                 print(f"  {name} N={n}: read/touched {rows[-1][4]:.2f}, {r['s']:.1f} s", flush=True)
-    print("\n| store | N | touched / image | read / image | read / touched | requests | time (s) |")
-    print("|---|---|---|---|---|---|---|")
-    for name, n, t, rd, ratio, req, s in rows:
-        print(f"| {name} | {n} | {t:.1%} | {rd:.1%} | {ratio:.2f} | {req} | {s:.1f} |")
+    head = "touched / image | read / image | read / touched | without shard indexes"
+    print(f"\n| store | N | {head} | requests | time (s) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, n, t, rd, ratio, noidx, req, s in rows:
+        print(
+            f"| {name} | {n} | {t:.1%} | {rd:.1%} | {ratio:.2f} | {noidx:.2f} | {req} | {s:.1f} |"
+        )
     print("\nraw read + decode of the whole store (img.data.sum(), threads):")
     print("| store | zarr-python (MiB/s) | zarrs (MiB/s) | zarrs speed-up |")
     print("|---|---|---|---|")
