@@ -103,3 +103,48 @@ def test_skip_when_every_image_is_empty(tmp_path):
     raw = folder(tmp_path, [empty, empty])
     with pytest.raises(EmptyRegionError, match=r"no image has a region .*2 image\(s\)"):
         caredask.generate_training_data(raw, PATCH, K, seed=0, on_empty="skip")
+
+
+def test_cli_skip_empty_in_patches_and_dataset(tmp_path, capsys):
+    import json
+    import warnings
+
+    from caredask.cli.main import main
+
+    a, c = blob_pair((40, 44), 1), blob_pair((40, 44), 2)
+    empty = (np.zeros((40, 44), np.uint16), np.zeros((40, 44), np.uint16))
+    folder(tmp_path / "d", [a, empty, c])
+    args = ["--patch-size", "8", "8", "-k", "4", "--quiet"]
+    base = str(tmp_path / "d")
+    assert main(["patches", base, "--axes", "YX", "-o", str(tmp_path / "o.npz"), *args]) == 2
+    assert "img_1.tif: 'patch_filter' didn't return" in capsys.readouterr().err
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = main(
+            ["patches", base, "--axes", "YX", "-o", str(tmp_path / "o.npz"), "--skip-empty", *args]
+        )
+    assert code == 0
+    assert "skipped (no foreground): " in capsys.readouterr().err
+    assert np.load(tmp_path / "o.npz")["X"].shape[0] == 8
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = main(
+            [
+                "dataset",
+                "--source",
+                f"{base}/low",
+                "--target",
+                f"{base}/GT",
+                "--axes",
+                "YX",
+                "-o",
+                str(tmp_path / "ds"),
+                "--test-fraction",
+                "0",
+                "--skip-empty",
+                *args,
+            ]
+        )
+    assert code == 0
+    manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    assert [s.endswith("img_1.tif") for s in manifest["patches"]["skipped"]] == [True]

@@ -217,6 +217,7 @@ def _patches(args: argparse.Namespace) -> int:
         if args.no_filter
         else no_background_patches(args.filter_threshold, args.filter_percentile)
     )
+    done: dict[str, Any] = {}
     with scheduler(args.scheduler):
         X, Y, axes = generate_training_data(
             raw,
@@ -234,7 +235,10 @@ def _patches(args: argparse.Namespace) -> int:
             resume=not args.restart,
             on_empty="skip" if args.skip_empty else "raise",
             nonfinite="keep" if args.allow_nonfinite else "raise",
+            summary=done,
         )
+    for name in done.get("skipped", []):
+        print(f"skipped (no foreground): {name}", file=sys.stderr)
     print(f"wrote {out}: X {tuple(X.shape)}, Y {tuple(Y.shape)}, axes {axes}")
     png = patches_preview(args, out, list(getattr(raw.generator, "_caredask_names", [])))
     if png is not None:
