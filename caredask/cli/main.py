@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 from .. import __version__
 from ..errors import CaredaskError
+from . import convert_cmd
 from .dataset_cmd import add_parsers, handlers, rebuild_command
 from .mask_opts import add_mask_options, mask_kwargs
 from .preview_cmd import add_parser as add_preview_parser
@@ -147,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--scheduler", default=None)
     add_parsers(sub)
     add_preview_parser(sub)
+    convert_cmd.add_parser(sub)
+    convert_cmd.add_no_zarrs_option(ap, sub)
     return ap
 
 
@@ -334,7 +337,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cmds = {"patches": _patches, "inspect": _inspect, "demo": _demo, **handlers()}
         cmds["preview"] = run_preview
-        return cmds[args.command](args)
+        cmds["convert"] = convert_cmd.handler
+        with convert_cmd.zarrs_switch(args):
+            return cmds[args.command](args)
     except CaredaskError as e:
         print(f"caredask: error: {_one_line(e)}", file=sys.stderr)
         return 2

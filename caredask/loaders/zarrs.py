@@ -28,7 +28,9 @@ the image into the read of each block, so computing a patch decodes only the sto
 (for shards: the inner chunks) it overlaps.  The graph holds the ``zarr.Array`` itself (it
 pickles as its store location and metadata, never as data or an open handle); task names are
 tokenised from the location, the array metadata and, for local stores, the modification time
-of the array's metadata file.  Opening reads metadata only.
+of the array's metadata file.  Opening reads metadata only.  Local arrays are opened with
+the ``zarrs`` codec pipeline when it is installed and not turned off (see
+:mod:`caredask.loaders.codecs`).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from zarr.abc.store import Store
 from ..axes import axes_check_and_normalize
 from ..errors import AxesError, CaredaskError, FormatError, InputError, SourceNotFoundError
 from .base import ArrayReader, LazyImage, reader_to_dask
+from .codecs import zarr_config
 from .guarded import ZarrChunkReader
 from .registry import file_uri_to_path, natural_key, register_loader
 
@@ -477,6 +480,13 @@ def _open_one(
     return _open_plain_group(node, loc, axes, options)
 
 
+def _all_local(source: Any) -> bool:
+    """No remote URI (``file://`` counts as local) in a source or list of sources."""
+    items = source if isinstance(source, list | tuple) else [source]
+    texts = [os.fspath(s) for s in items if isinstance(s, str | os.PathLike)]
+    return not any(_is_uri(t) and not t.lower().startswith("file://") for t in texts)
+
+
 def open_zarr(source: Any, axes: str | None = None, **options: Any) -> list[LazyImage]:
     """Open the images of a zarr / OME-Zarr source lazily (see the module docstring).
 
@@ -514,19 +524,21 @@ def open_zarr(source: Any, axes: str | None = None, **options: Any) -> list[Lazy
         raise InputError(
             f"{source}: unknown option(s) {unknown} for zarr sources; use {sorted(ZARR_OPTIONS)}"
         )
-    if not isinstance(source, list | tuple):
-        return _open_one(source, axes, options)
-    _check_not_mixed(source)
-    images: list[LazyImage] = []
-    for s in source:
-        if is_zarr_source(s):
-            images.extend(_open_one(s, axes, options))
-        else:  # e.g. a TIFF in the same list: whichever loader reads it
-            from .registry import open_images
+    # Arrays opened here carry caredask's codec pipeline into the graph (see .codecs).
+    with zarr_config(local=_all_local(source)):
+        if not isinstance(source, list | tuple):
+            return _open_one(source, axes, options)
+        _check_not_mixed(source)
+        images: list[LazyImage] = []
+        for s in source:
+            if is_zarr_source(s):
+                images.extend(_open_one(s, axes, options))
+            else:  # e.g. a TIFF in the same list: whichever loader reads it
+                from .registry import open_images
 
-            rest = {k: v for k, v in options.items() if k != "storage_options"}
-            images.extend(open_images(s, axes, **rest))
-    return images
+                rest = {k: v for k, v in options.items() if k != "storage_options"}
+                images.extend(open_images(s, axes, **rest))
+        return images
 
 
 register_loader("zarr", probe_zarr, open_zarr)
