@@ -27,6 +27,7 @@ from .errors import (
     EmptyRegionError,
     FormatError,
     InputError,
+    MissingDependencyError,
     SourceNotFoundError,
 )
 from .loaders import LazyImage, open_images
@@ -63,6 +64,7 @@ __all__ = [
     "FormatError",
     "InputError",
     "LazyImage",
+    "MissingDependencyError",
     "RawData",
     "SourceNotFoundError",
     "Transform",
