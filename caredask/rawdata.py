@@ -36,8 +36,9 @@ def _right_aligned(axes: str, ndim: int, where: str) -> str:
     return axes[len(axes) - ndim :]
 
 
-def _open_tiff(path: Path, axes: str) -> LazyImage:
-    return open_images(path, axes=axes, right_align_axes=True)[0]
+def _open_tiff(path: Path, axes: str, reader: str | None = None) -> LazyImage:
+    options = {} if reader is None else {"reader": reader}
+    return open_images(path, axes=axes, right_align_axes=True, **options)[0]
 
 
 class RawData(namedtuple("RawData", ("generator", "size", "description"))):
@@ -57,8 +58,9 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
         axes: str = "CZYX",
         pattern: str = "*.tif*",
         sort: bool = False,
+        reader: str | None = None,
     ) -> RawData:
-        """Pairs of TIFF files with the same name in source folders and a target folder.
+        """Pairs of image files with the same name in source folders and a target folder.
 
         Parameters
         ----------
@@ -75,6 +77,10 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
             Glob pattern of the files (case-sensitive, as csbdeep).
         sort : bool
             Natural sort inside each folder instead of csbdeep's directory order.
+        reader : {None, 'bioio'}
+            ``'bioio'`` reads every file through bioio's plugins (see
+            :func:`caredask.open_images`); by default vendor formats (e.g. ``pattern='*.dv'``)
+            go to bioio and TIFFs to tifffile.
 
         Raises
         ------
@@ -111,16 +117,20 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
                 )
         axes_n = axes_check_and_normalize(axes)
 
+        metadata: dict[str, Any] = {}
+
         def _gen() -> Iterator[Item]:
             for fx, fy in pairs:
-                x, y = _open_tiff(fx, axes_n), _open_tiff(fy, axes_n)
+                x, y = _open_tiff(fx, axes_n, reader), _open_tiff(fy, axes_n, reader)
+                _add_metadata(metadata, x, y)
                 yield x.data, y.data, x.axes, None
 
         description = (
             f"{basepath}: target='{target_dir}', sources={list(source_dirs)}, "
             f"axes='{axes_n}', pattern='{pattern}'"
         )
-        return RawData(_lazy(_gen, [str(f) for f, _ in pairs]), len(pairs), description)
+        gen = _lazy(_gen, [str(f) for f, _ in pairs], metadata)
+        return RawData(gen, len(pairs), description)
 
     @staticmethod
     def from_arrays(X: Sequence[Any], Y: Sequence[Any], axes: str = "CZYX") -> RawData:
@@ -172,11 +182,27 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
                 yield x.data, y.data, x.axes, None
 
         desc = f"source={source}, target={target}, axes={axes}"
-        return RawData(_lazy(_gen, [x.source or x.name for x in xs]), len(xs), desc)
+        metadata: dict[str, Any] = {}
+        for x, y in zip(xs, ys, strict=True):
+            _add_metadata(metadata, x, y)
+        return RawData(_lazy(_gen, [x.source or x.name for x in xs], metadata), len(xs), desc)
 
 
-def _lazy(gen: Callable[[], Iterator[Item]], names: list[str]) -> Callable[[], Iterator[Item]]:
-    """Mark a caredask generator: draws no random numbers, yields lazy images with names."""
+def _add_metadata(metadata: dict[str, Any], *images: LazyImage) -> None:
+    for img in images:
+        if img.metadata:
+            metadata[img.source or img.name] = img.metadata
+
+
+def _lazy(
+    gen: Callable[[], Iterator[Item]], names: list[str], metadata: dict[str, Any] | None = None
+) -> Callable[[], Iterator[Item]]:
+    """Mark a caredask generator: draws no random numbers, yields lazy images with names.
+
+    ``metadata`` (source -> the loader's :attr:`LazyImage.metadata`, filled as images are
+    opened) is what :func:`caredask.writers.provenance.record_source_metadata` stores.
+    """
     gen = mark_rng_free(gen)  # type: ignore[arg-type,assignment]
     gen._caredask_names = names  # type: ignore[attr-defined]
+    gen._caredask_metadata = {} if metadata is None else metadata  # type: ignore[attr-defined]
     return gen

@@ -37,6 +37,7 @@ def _add_index(sub: Any) -> None:
     )
     s.add_argument("--min-frames", type=int, default=None, help="minimum length of the T axis")
     p.add_argument("--quiet", "-q", action="store_true", help="summary only")
+    _reader(p)
 
 
 def _add_dataset(sub: Any) -> None:
@@ -100,6 +101,13 @@ def _add_dataset(sub: Any) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace a dataset in OUTPUT")
     p.add_argument("--scheduler", default=None)
     p.add_argument("--quiet", "-q", action="store_true")
+    _reader(p)
+
+
+def _reader(p: argparse.ArgumentParser) -> None:
+    from .main import add_reader_option
+
+    add_reader_option(p)
 
 
 def add_parsers(sub: Any) -> None:
@@ -113,6 +121,7 @@ def add_parsers(sub: Any) -> None:
 
 def _index(args: argparse.Namespace) -> int:
     from ..dataset.index import Screening, build_index
+    from .main import reader_options
 
     ps = None if args.patch_size is None else tuple(args.patch_size)
     idx = build_index(
@@ -122,6 +131,7 @@ def _index(args: argparse.Namespace) -> int:
         pattern=args.pattern,
         recursive=args.recursive,
         screening=Screening(args.ndim, ps, args.min_frames),
+        **reader_options(args),
     )
     units = len({r.path for r in idx.records})
     print(
@@ -153,7 +163,7 @@ def _normalization(args: argparse.Namespace) -> Any:
 def _dataset(args: argparse.Namespace) -> int:
     from ..dataset.manifest import create_dataset
     from ..dataset.stats import DEFAULT_PERCENTILES
-    from .main import scheduler
+    from .main import reader_options, scheduler
 
     filt = (
         None
@@ -190,6 +200,7 @@ def _dataset(args: argparse.Namespace) -> int:
             name=args.name,
             overwrite=args.overwrite,
             verbose=not args.quiet,
+            **reader_options(args),
         )
     d = res.manifest.data
     print(f"dataset {d['name']} (id {d['dataset_id']}) in {args.output}:")
