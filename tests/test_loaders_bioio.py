@@ -205,7 +205,7 @@ def test_corrupt_and_truncated_files(tmp_path: Path, files: dict[str, Any]) -> N
         open_images(tmp_path / "junk.dv")
     good = write_dv(tmp_path / "cut.dv", files["stack"]).read_bytes()
     (tmp_path / "cut.dv").write_bytes(good[: len(good) - 40 * 36 * 2 * 3])
-    with pytest.raises(FormatError, match=r"cut\.dv: reading the metadata of scene 0 with bioio_dv"):
+    with pytest.raises(FormatError, match=r"cut\.dv: reading the metadata of scene 0 with bioio"):
         open_images(tmp_path / "cut.dv")
     # a file damaged after it was opened is refused when its pixels are read
     path = write_dv(tmp_path / "later.dv", files["stack"])
