@@ -105,10 +105,29 @@ def _bioio(path: Path) -> Any:
     return bioio
 
 
+def _tokenize_dv_by_identity() -> None:
+    """Make dask tokenise ``mrc.DVFile`` by path, size and mtime instead of by pickling it.
+
+    bioio-dv builds its dask array with ``map_blocks`` of a bound method of an open
+    ``DVFile``, which dask tokenises by pickling the object - including its memory map of the
+    whole file (about 20 s for a 1 GiB stack, on every open).  The file identity determines
+    the pixels just as well.
+    """
+    from dask.base import normalize_token
+    from mrc._new import DVFile
+
+    @normalize_token.register(DVFile)
+    def _token(f: Any) -> Any:
+        return ("mrc.DVFile", *file_identity(f.path))
+
+
 def _reader_class(plugin: str, path: str | os.PathLike[str]) -> Any:
     """The ``Reader`` of a plugin module (``'bioio_dv'``), or a one-line install hint."""
     try:
-        return importlib.import_module(plugin).Reader
+        reader = importlib.import_module(plugin).Reader
+        if plugin == "bioio_dv":
+            _tokenize_dv_by_identity()
+        return reader
     except ImportError as e:
         pkg = plugin.replace("_", "-")
         raise MissingDependencyError(
