@@ -132,7 +132,8 @@ def main() -> None:
     same = all(np.array_equal(res["dv"]["X"], res[k]["X"]) for k in ("tiff", "zarr"))
     assert same and len({r["max"] for r in (*res.values(), before)}) == 1
     print(f"patches identical for dv, tiff, zarr: {same}")
-    print(f"{'format':<22}{'open s':>9}{'pass s':>9}{'extract s':>11}{'chunks':>8}{'tasks':>7}  chunk")
+    head = f"{'open s':>9}{'pass s':>9}{'extract s':>11}{'chunks':>8}{'tasks':>7}"
+    print(f"{'format':<22}{head}  chunk")
     for k, r in res.items():
         print(
             f"{k:<22}{r['open']:9.3f}{r['pass']:9.3f}{r['extract']:11.3f}{r['chunks']:8d}"

@@ -11,7 +11,7 @@ reader: each task re-opens the file through the same plugin (cached per thread a
 version), takes the part of bioio's lazy ``dask_data`` its block covers and computes it there.
 A block therefore reads exactly the plugin's own storage units it overlaps - whole planes for
 DeltaVision, ND2 and LIF, tifffile's strips/tiles for (OME-)TIFF, tile blocks for VSI.
-Default blocks are whole multiples of those units of about :data:`CHUNK_BYTES`, so a stack
+Default blocks are whole multiples of those units of about 32 MiB (``CHUNK_BYTES``), so a stack
 stored one plane per unit is read in a few large tasks per pass, not one per plane.
 
 Axes come from bioio's dimensions (``TCZYX``, ``S`` for RGB samples, which becomes ``C``).
@@ -22,6 +22,7 @@ Physical pixel sizes (micrometres) and channel names are in :attr:`LazyImage.met
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import threading
@@ -31,11 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from dask.array.core import normalize_chunks
 
-from ..axes import axes_check_and_normalize
 from ..errors import (
-    AxesError,
     CaredaskError,
     FormatError,
     InputError,
@@ -43,11 +41,11 @@ from ..errors import (
     SourceNotFoundError,
 )
 from .base import LazyImage, file_identity, reader_to_dask
+from .bioio_axes import bioio_chunks, bioio_metadata, plan_axes
 from .registry import natural_key, register_loader
 
 __all__ = [
     "BIOIO_EXTRA",
-    "CHUNK_BYTES",
     "VENDOR_PLUGINS",
     "BioioSceneReader",
     "open_bioio",
@@ -56,8 +54,6 @@ __all__ = [
     "vendor_suffix",
 ]
 
-CHUNK_BYTES = 32 * 2**20
-"""Target size of one default dask block (whole multiples of the plugin's own chunks)."""
 VENDOR_PLUGINS: dict[str, str] = {
     ".dv": "bioio-dv",
     ".r3d": "bioio-dv",
@@ -105,6 +101,7 @@ def _bioio(path: Path) -> Any:
     return bioio
 
 
+@functools.cache
 def _tokenize_dv_by_identity() -> None:
     """Make dask tokenise ``mrc.DVFile`` by path, size and mtime instead of by pickling it.
 
@@ -256,106 +253,6 @@ class BioioSceneReader:
             )
 
 
-# --------------------------------------------------------------------------- axes
-
-
-def plan_axes(
-    where: str, dims: str, shape: tuple[int, ...], axes: str | None, right_align: bool = False
-) -> tuple[str, tuple[int, ...]]:
-    """Image axes and, per image axis, the bioio dimension it is.
-
-    Parameters
-    ----------
-    where : str
-        The file (for messages).
-    dims, shape
-        bioio's dimension order (e.g. ``'TCZYX'``) and sizes.
-    axes : str, optional
-        Requested axes.  ``None``: every dimension with more than one element (and Y, X),
-        in bioio's order.  Otherwise the letters name the dimensions to keep, in the order
-        wanted; every non-singleton dimension must be named.
-    right_align : bool
-        csbdeep's rule for folders: the trailing letters of ``axes`` label the non-singleton
-        dimensions (``'CZYX'`` for a Z stack means ``'ZYX'``), as for the same data as TIFF.
-    """
-    names = list(dims.upper())
-    if "S" in names:  # RGB samples
-        s = names.index("S")
-        if shape[s] > 1 and "C" in names and shape[names.index("C")] > 1:
-            raise FormatError(
-                f"{where}: RGB samples ({shape[s]}) and several channels "
-                f"({shape[names.index('C')]}) in one image; export the channels as grey levels"
-            )
-        if shape[s] > 1 and "C" in names:
-            names[names.index("C")] = "c"
-        names[s] = "C" if shape[s] > 1 else "s"
-    big = tuple(i for i, n in enumerate(names) if shape[i] > 1 or n in "YX")
-    odd = [f"{names[i]}={shape[i]}" for i in big if names[i] not in "TCZYX"]
-    if odd:
-        raise AxesError(
-            f"{where}: bioio dimension(s) {', '.join(odd)} (dims {dims!r}) have no caredask "
-            "axis; export the file with T, C, Z, Y, X dimensions only"
-        )
-    natural = "".join(names[i] for i in big)
-    if axes is None:
-        return natural, big
-    axes = axes_check_and_normalize(axes)
-    if right_align:
-        if len(axes) < len(big):
-            raise AxesError(
-                f"{where}: axes {axes!r} name {len(axes)} dimensions but the image has "
-                f"{len(big)} ({natural}, shape {tuple(shape[i] for i in big)})"
-            )
-        return axes[len(axes) - len(big) :], big
-    unknown = [a for a in axes if a not in names]
-    missing = [n for n in natural if n not in axes]
-    if unknown or missing:
-        raise AxesError(
-            f"{where}: axes {axes!r} do not fit the file's dimensions {dims} "
-            f"{tuple(shape)}: " + (f"no dimension {''.join(unknown)}; " if unknown else "")
-            + (f"{''.join(missing)} has several elements and must be named; " if missing else "")
-            + f"use e.g. axes={natural!r}"
-        )
-    return axes, tuple(names.index(a) for a in axes)
-
-
-# --------------------------------------------------------------------------- metadata
-
-
-def _metadata(bio: Any, plugin: str, scene: str) -> dict[str, Any]:
-    """JSON-serialisable pixel sizes (micrometres), channel names and dimensions."""
-
-    def num(v: Any) -> float | None:
-        return None if v is None else float(f"{float(v):.7g}")  # files store float32
-
-    meta: dict[str, Any] = {"reader": plugin, "scene": str(scene), "dims": bio.dims.order}
-    try:
-        pps = bio.physical_pixel_sizes
-        meta["physical_pixel_sizes"] = {"Z": num(pps.Z), "Y": num(pps.Y), "X": num(pps.X)}
-    except Exception:  # metadata the plugin cannot parse is left out, pixels still read
-        meta["physical_pixel_sizes"] = None
-    try:
-        names = bio.channel_names
-        meta["channel_names"] = None if names is None else [str(c) for c in names]
-    except Exception:
-        meta["channel_names"] = None
-    return meta
-
-
-def _chunks(
-    shape: tuple[int, ...], dtype: np.dtype[Any], native: tuple[int, ...], chunks: Any
-) -> tuple[tuple[int, ...], ...]:
-    """Default: whole multiples of the plugin's chunks, about :data:`CHUNK_BYTES` each."""
-    if chunks is not None:
-        return tuple(normalize_chunks(chunks, shape, dtype=dtype))
-    native = tuple(max(1, n) for n in native)
-    auto = normalize_chunks(
-        "auto", shape, limit=CHUNK_BYTES, dtype=dtype, previous_chunks=native
-    )
-    aligned = tuple(max(n, c[0] // n * n) for c, n in zip(auto, native, strict=True))
-    return tuple(normalize_chunks(aligned, shape))
-
-
 # --------------------------------------------------------------------------- loader
 
 
@@ -375,7 +272,7 @@ def _open_file(path: Path, axes: str | None, chunks: Any, right_align: bool) -> 
             bio.set_scene(i)
             dims, shape = str(bio.dims.order), tuple(int(n) for n in bio.shape)
             dtype, native = np.dtype(bio.dtype), tuple(int(c[0]) for c in bio.dask_data.chunks)
-            meta = _metadata(bio, plugin, scene)
+            meta = bioio_metadata(bio, plugin, scene)
         except Exception as e:
             raise FormatError(
                 f"{path}: reading the metadata of scene {i} with {plugin} failed "
@@ -385,7 +282,7 @@ def _open_file(path: Path, axes: str | None, chunks: Any, right_align: bool) -> 
         img_axes, keep = plan_axes(where, dims, shape, axes, right_align)
         oshape = tuple(shape[j] for j in keep)
         reader = BioioSceneReader(*ident, plugin, i, keep, len(shape), oshape, dtype)
-        spec = _chunks(oshape, dtype, tuple(native[j] for j in keep), chunks)
+        spec = bioio_chunks(oshape, dtype, tuple(native[j] for j in keep), chunks)
         data = reader_to_dask(reader, spec, (ident, plugin, i, keep), prefix="read-bioio")
         name = f"{path.name}@{i}" if len(scenes) > 1 else path.name
         source = f"{ident[0]}@{i}" if len(scenes) > 1 else ident[0]
