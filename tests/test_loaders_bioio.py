@@ -258,3 +258,22 @@ def test_cli_inspect_patches_and_errors(
     assert main(["inspect", str(tmp_path / "bad.nd2")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("caredask: error: ") and err.count("\n") == 1 and "bad.nd2" in err
+
+
+def test_cli_index_and_dataset_take_vendor_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for sub in ("low", "GT"):
+        (tmp_path / sub).mkdir()
+    for k in range(3):
+        x, y = blob_pair((8, 40, 40), seed=k)
+        write_dv(tmp_path / "low" / f"c{k}.dv", x)
+        write_dv(tmp_path / "GT" / f"c{k}.dv", y)
+    index = tmp_path / "index.json"
+    assert main(["index", str(tmp_path / "low"), "-o", str(index), "--reader", "bioio"]) == 0
+    assert "3 images from 3 units, 3 accepted" in capsys.readouterr().out
+    out = tmp_path / "ds"
+    args = ["dataset", "--source", str(tmp_path / "low"), "--target", str(tmp_path / "GT")]
+    args += ["-o", str(out), "--patch-size", "4", "16", "16", "-k", "2", "--preview", "0", "-q"]
+    assert main(args) == 0, capsys.readouterr().err
+    assert "2 training / 1 test images" in capsys.readouterr().out
