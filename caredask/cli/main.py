@@ -108,6 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="dask scheduler: threads, processes, synchronous or a cluster ADDRESS",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--memory",
+        default=None,
+        metavar="SIZE",
+        help="memory the batches in flight may hold, e.g. 4GiB (default: 2 GiB locally, half "
+        "the workers' memory on a cluster)",
+    )
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard an interrupted .zarr run of this output instead of resuming it",
+    )
     _add_patch_options(p)
     i = sub.add_parser("inspect", help="what each image of a source looks like to caredask")
     i.add_argument("path", nargs="+", help="files, folders, stores or URIs")
@@ -211,6 +223,8 @@ def _patches(args: argparse.Namespace) -> int:
             shuffle=not args.no_shuffle,
             overwrite=args.overwrite,
             verbose=not args.quiet,
+            memory_budget=args.memory,
+            resume=not args.restart,
         )
     if out.suffix == ".zarr":
         from ..writers.provenance import record_source_metadata
