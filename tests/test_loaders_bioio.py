@@ -89,6 +89,7 @@ def test_rechunked_to_whole_planes_and_picklable(files: dict[str, Any]) -> None:
     np.testing.assert_array_equal(restored.compute(), files["stack"])
     readers = [v for v in dict(a.__dask_graph__()).values() if isinstance(v, BioioSceneReader)]
     assert readers and len(pickle.dumps(dict(a.__dask_graph__()))) < 5_000
+    assert readers[0].read_chunks == (1, 40, 36)  # bioio-dv decodes one plane at a time
 
 
 @settings(

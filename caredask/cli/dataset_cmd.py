@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import CaredaskError
+from .mask_opts import add_mask_options, mask_kwargs
 
 __all__ = ["add_parsers", "handlers"]
 
@@ -98,6 +99,7 @@ def _add_dataset(sub: Any) -> None:
         help="dataset percentiles used with --normalization dataset",
     )
     p.add_argument("--preview", type=int, default=8, help="patch pairs in preview.png (0: none)")
+    add_mask_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace a dataset in OUTPUT")
     p.add_argument("--scheduler", default=None)
     p.add_argument("--quiet", "-q", action="store_true")
@@ -200,6 +202,7 @@ def _dataset(args: argparse.Namespace) -> int:
             name=args.name,
             overwrite=args.overwrite,
             verbose=not args.quiet,
+            **mask_kwargs(args),
             **reader_options(args),
         )
     d = res.manifest.data

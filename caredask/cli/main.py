@@ -12,6 +12,10 @@ from typing import Any
 from .. import __version__
 from ..errors import CaredaskError
 from .dataset_cmd import add_parsers, handlers, rebuild_command
+from .mask_opts import add_mask_options, mask_kwargs
+from .preview_cmd import add_parser as add_preview_parser
+from .preview_cmd import check_preview_option, patches_preview
+from .preview_cmd import run as run_preview
 
 __all__ = ["build_parser", "main"]
 
@@ -120,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="discard an interrupted .zarr run of this output instead of resuming it",
     )
+    p.add_argument("--preview", default=None, metavar="FILE.png", help="PNG of what was sampled")
     _add_patch_options(p)
+    add_mask_options(p)
     i = sub.add_parser("inspect", help="what each image of a source looks like to caredask")
     i.add_argument("path", nargs="+", help="files, folders, stores or URIs")
     i.add_argument("--axes", default=None, help="axes when the files have no metadata")
@@ -129,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="caredask-demo", help="folder for the demo data")
     d.add_argument("--scheduler", default=None)
     add_parsers(sub)
+    add_preview_parser(sub)
     return ap
 
 
@@ -188,12 +195,19 @@ def _patches(args: argparse.Namespace) -> int:
         raise CaredaskError(f"--output {out}: use a file name ending in .npz or .zarr")
     if out.exists() and not args.overwrite:
         raise CaredaskError(f"{out} exists; pass --overwrite to replace it or choose another name")
+    check_preview_option(args, out)
+    masks = mask_kwargs(args)
     if args.source is not None:
         if args.target is None:
             raise CaredaskError("--source needs --target (one target per source, same order)")
         axes = None if args.axes == "CZYX" else args.axes
         raw = RawData.from_sources(
-            _one(args.source), _one(args.target), axes, **reader_options(args)
+            _one(args.source), _one(args.target), axes, **masks, **reader_options(args)
+        )
+    elif masks:
+        raise CaredaskError(
+            "--mask/--mask-label need --source/--target (not BASEPATH): e.g. --source "
+            "BASEPATH/low --target BASEPATH/GT --mask BASEPATH/masks"
         )
     else:
         raw = RawData.from_folder(
@@ -231,6 +245,9 @@ def _patches(args: argparse.Namespace) -> int:
 
         record_source_metadata(out, raw)
     print(f"wrote {out}: X {tuple(X.shape)}, Y {tuple(Y.shape)}, axes {axes}")
+    png = patches_preview(args, out, list(getattr(raw.generator, "_caredask_names", [])))
+    if png is not None:
+        print(f"wrote {png}")
     return 0
 
 
@@ -299,6 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cmds = {"patches": _patches, "inspect": _inspect, "demo": _demo, **handlers()}
+        cmds["preview"] = run_preview
         return cmds[args.command](args)
     except CaredaskError as e:
         print(f"caredask: error: {e}", file=sys.stderr)

@@ -198,6 +198,9 @@ class BioioSceneReader:
         Number of bioio dimensions.
     shape, dtype
         Of the array this reader exposes.
+    read_chunks : tuple of int
+        The plugin's own chunk per axis (what it decodes at once): the grid a region read
+        costs (see :class:`~caredask.loaders.base.RegionSource`).
     """
 
     path: str
@@ -209,6 +212,7 @@ class BioioSceneReader:
     full_ndim: int
     shape: tuple[int, ...]
     dtype: np.dtype[Any]
+    read_chunks: tuple[int, ...] = ()
     ndim: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -281,8 +285,9 @@ def _open_file(path: Path, axes: str | None, chunks: Any, right_align: bool) -> 
         where = f"{path}@{i}" if len(scenes) > 1 else str(path)
         img_axes, keep = plan_axes(where, dims, shape, axes, right_align)
         oshape = tuple(shape[j] for j in keep)
-        reader = BioioSceneReader(*ident, plugin, i, keep, len(shape), oshape, dtype)
-        spec = bioio_chunks(oshape, dtype, tuple(native[j] for j in keep), chunks)
+        grid = tuple(max(1, native[j]) for j in keep)
+        reader = BioioSceneReader(*ident, plugin, i, keep, len(shape), oshape, dtype, grid)
+        spec = bioio_chunks(oshape, dtype, grid, chunks)
         data = reader_to_dask(reader, spec, (ident, plugin, i, keep), prefix="read-bioio")
         name = f"{path.name}@{i}" if len(scenes) > 1 else path.name
         source = f"{ident[0]}@{i}" if len(scenes) > 1 else ident[0]

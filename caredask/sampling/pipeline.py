@@ -35,10 +35,12 @@ from ..masks.background import (
     border_slices,
     dilate_above_mask,
     erode_pixel_mask,
+    filter_size,
     packed_line_counts,
     packed_mask,
 )
 from ..masks.filters import BackgroundFilter
+from ..masks.skip import drop_dead_blocks, live_blocks, reads_of
 from ..statistics.normalize import (
     FixedRangeNormalization,
     PercentileNormalization,
@@ -242,6 +244,20 @@ def _for_stencil(a: da.Array, depth: Sequence[int]) -> da.Array:
     return a if fixed == a.chunks else a.rechunk(fixed)
 
 
+def _live_packed(it: Item, m: da.Array, job: PatchJob) -> da.Array:
+    """The bit-packed mask, blocks that cannot hold a centre skipped (see masks.skip)."""
+    packed = packed_mask(m)
+    st = it.stats
+    if st.block_max is None or st.threshold is None:
+        return packed
+    offset = [p // 2 for p in job.patch_size]
+    depth = [h // 2 for h in filter_size(job.patch_size)]
+    live = live_blocks(m.chunks, offset, depth, it.y.chunks, st.block_max, st.threshold)
+    packed = drop_dead_blocks(packed, live)
+    st.mask_reread = reads_of(packed, it.y) / max(it.y.npartitions, 1)
+    return packed
+
+
 def _empty_region(item: Item) -> EmptyRegionError:
     return EmptyRegionError(
         f"{item.name}: 'patch_filter' didn't return any region to sample from; the target may "
@@ -254,7 +270,7 @@ def _locate_centres(items: list[Item], job: PatchJob) -> None:
     assert all(it.seed is not None for it in items)
     ps = job.patch_size
     masks = [_mask_graph(it, job, it.stats.threshold) for it in items]
-    packed = [packed_mask(m) for m in masks if m is not None]
+    packed = [_live_packed(it, m, job) for it, m in zip(items, masks, strict=True) if m is not None]
     packed = list(dask.persist(*packed)) if packed else []
     counts = dask.compute(*[packed_line_counts(p) for p in packed]) if packed else ()
     j = 0

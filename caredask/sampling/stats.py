@@ -16,9 +16,10 @@ import dask.array as da
 import numpy as np
 
 from ..masks.filters import BackgroundFilter
+from ..masks.skip import block_maxima
 from ..statistics.normalize import PercentileNormalization
 from ..statistics.percentile import (
-    order_statistics,
+    _order_statistics,
     percentile_from_order_statistics,
     percentile_ranks,
 )
@@ -35,6 +36,8 @@ class ImageStats:
     x_hi: np.ndarray | None = None
     y_lo: np.ndarray | None = None
     y_hi: np.ndarray | None = None
+    block_max: np.ndarray | None = None  # per-block maxima of the target (filter only)
+    mask_reread: float | None = None  # fraction of target blocks the mask pass read
 
 
 @dataclass
@@ -134,15 +137,17 @@ def batch_statistics(
             lo, hi = percentile_ranks(r.array.size, q)
             rk += [np.atleast_1d(lo), np.atleast_1d(hi)]
         ranks.append(np.concatenate([*rk, [r.array.size - 1]]))
-    values = order_statistics([r.array for r in flat], ranks) if flat else []
-    results = []
+    # The filter's per-block maxima of each target share the first pass's reads.
+    extra = [block_maxima(y) for _, y, _, _ in images] if isinstance(filt, BackgroundFilter) else []
+    values, _, maxima = _order_statistics([r.array for r in flat], ranks, extra=extra)
+    results: list[ImageStats] = []
     i = 0
     for (x, y, ch, _), reqs in zip(images, per_image, strict=True):
         out: dict[Any, Any] = {}
         for r in reqs:
             _resolve(r, values[i], out)
             i += 1
-        st = ImageStats()
+        st = ImageStats(block_max=maxima[len(results)] if maxima else None)
         if "thr" in out:
             st.threshold = filt.threshold_from(out["thr"])
         for tag, arr in (("x_lo", x), ("x_hi", x), ("y_lo", y), ("y_hi", y)):
