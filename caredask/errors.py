@@ -14,6 +14,7 @@ __all__ = [
     "FormatError",
     "InputError",
     "MissingDependencyError",
+    "NonFiniteError",
     "SourceNotFoundError",
 ]
 
@@ -44,3 +45,7 @@ class MissingDependencyError(CaredaskError, ImportError):
 
 class EmptyRegionError(CaredaskError, ValueError):
     """The patch filter left no region of an image to sample patches from."""
+
+
+class NonFiniteError(CaredaskError, ValueError):
+    """An image holds NaN or infinite values, which would make NaN patches."""

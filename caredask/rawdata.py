@@ -131,8 +131,8 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
             f"{basepath}: target='{target_dir}', sources={list(source_dirs)}, "
             f"axes='{axes_n}', pattern='{pattern}'"
         )
-        gen = _lazy(_gen, [str(f) for f, _ in pairs], metadata)
-        return RawData(gen, len(pairs), description)
+        names, targets = [str(f) for f, _ in pairs], [str(t) for _, t in pairs]
+        return RawData(_lazy(_gen, names, targets, metadata), len(pairs), description)
 
     @staticmethod
     def from_arrays(X: Sequence[Any], Y: Sequence[Any], axes: str = "CZYX") -> RawData:
@@ -228,7 +228,8 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
         metadata: dict[str, Any] = {}
         for x, y in zip(xs, ys, strict=True):
             _add_metadata(metadata, x, y)
-        return RawData(_lazy(_gen, [x.source or x.name for x in xs], metadata), len(xs), desc)
+        names, targets = [x.source or x.name for x in xs], [y.source or y.name for y in ys]
+        return RawData(_lazy(_gen, names, targets, metadata), len(xs), desc)
 
 
 def _add_metadata(metadata: dict[str, Any], *images: LazyImage) -> None:
@@ -290,7 +291,10 @@ def _ngff_label(x: LazyImage, y: LazyImage, name: str, options: dict[str, Any]) 
 
 
 def _lazy(
-    gen: Callable[[], Iterator[Item]], names: list[str], metadata: dict[str, Any] | None = None
+    gen: Callable[[], Iterator[Item]],
+    names: list[str],
+    targets: list[str] | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> Callable[[], Iterator[Item]]:
     """Mark a caredask generator: draws no random numbers, yields lazy images with names.
 
@@ -299,5 +303,6 @@ def _lazy(
     """
     gen = mark_rng_free(gen)  # type: ignore[arg-type,assignment]
     gen._caredask_names = names  # type: ignore[attr-defined]
+    gen._caredask_targets = targets or []  # type: ignore[attr-defined]
     gen._caredask_metadata = {} if metadata is None else metadata  # type: ignore[attr-defined]
     return gen

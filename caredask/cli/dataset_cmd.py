@@ -101,6 +101,11 @@ def _add_dataset(sub: Any) -> None:
     p.add_argument("--preview", type=int, default=8, help="patch pairs in preview.png (0: none)")
     add_mask_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace a dataset in OUTPUT")
+    p.add_argument(
+        "--skip-empty",
+        action="store_true",
+        help="skip training images without foreground (named in the manifest) instead of stopping",
+    )
     p.add_argument("--scheduler", default=None)
     p.add_argument("--quiet", "-q", action="store_true")
     _reader(p)
@@ -202,6 +207,7 @@ def _dataset(args: argparse.Namespace) -> int:
             name=args.name,
             overwrite=args.overwrite,
             verbose=not args.quiet,
+            on_empty="skip" if args.skip_empty else "raise",
             **mask_kwargs(args),
             **reader_options(args),
         )

@@ -120,6 +120,18 @@ def build_parser() -> argparse.ArgumentParser:
         "the workers' memory on a cluster)",
     )
     p.add_argument(
+        "--skip-empty",
+        action="store_true",
+        help="skip images the filter leaves nothing to sample from (named in the output) "
+        "instead of stopping",
+    )
+    p.add_argument(
+        "--allow-nonfinite",
+        action="store_true",
+        help="keep images with NaN or infinite values (csbdeep's behaviour: NaN patches) "
+        "instead of refusing them",
+    )
+    p.add_argument(
         "--restart",
         action="store_true",
         help="discard an interrupted .zarr run of this output instead of resuming it",
@@ -224,6 +236,7 @@ def _patches(args: argparse.Namespace) -> int:
         if args.no_filter
         else no_background_patches(args.filter_threshold, args.filter_percentile)
     )
+    done: dict[str, Any] = {}
     with scheduler(args.scheduler):
         X, Y, axes = generate_training_data(
             raw,
@@ -239,11 +252,16 @@ def _patches(args: argparse.Namespace) -> int:
             verbose=not args.quiet,
             memory_budget=args.memory,
             resume=not args.restart,
+            on_empty="skip" if args.skip_empty else "raise",
+            nonfinite="keep" if args.allow_nonfinite else "raise",
+            summary=done,
         )
     if out.suffix == ".zarr":
         from ..writers.provenance import record_source_metadata
 
         record_source_metadata(out, raw)
+    for name in done.get("skipped", []):
+        print(f"skipped (no foreground): {name}", file=sys.stderr)
     print(f"wrote {out}: X {tuple(X.shape)}, Y {tuple(Y.shape)}, axes {axes}")
     png = patches_preview(args, out, list(getattr(raw.generator, "_caredask_names", [])))
     if png is not None:
