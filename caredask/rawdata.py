@@ -43,8 +43,9 @@ def _where(img: LazyImage) -> str:
     return img.source or img.name
 
 
-def _open_tiff(path: Path, axes: str) -> LazyImage:
-    return open_images(path, axes=axes, right_align_axes=True)[0]
+def _open_tiff(path: Path, axes: str, reader: str | None = None) -> LazyImage:
+    options = {} if reader is None else {"reader": reader}
+    return open_images(path, axes=axes, right_align_axes=True, **options)[0]
 
 
 class RawData(namedtuple("RawData", ("generator", "size", "description"))):
@@ -64,8 +65,9 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
         axes: str = "CZYX",
         pattern: str = "*.tif*",
         sort: bool = False,
+        reader: str | None = None,
     ) -> RawData:
-        """Pairs of TIFF files with the same name in source folders and a target folder.
+        """Pairs of image files with the same name in source folders and a target folder.
 
         Parameters
         ----------
@@ -82,6 +84,10 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
             Glob pattern of the files (case-sensitive, as csbdeep).
         sort : bool
             Natural sort inside each folder instead of csbdeep's directory order.
+        reader : {None, 'bioio'}
+            ``'bioio'`` reads every file through bioio's plugins (see
+            :func:`caredask.open_images`); by default vendor formats (e.g. ``pattern='*.dv'``)
+            go to bioio and TIFFs to tifffile.
 
         Raises
         ------
@@ -118,9 +124,12 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
                 )
         axes_n = axes_check_and_normalize(axes)
 
+        metadata: dict[str, Any] = {}
+
         def _gen() -> Iterator[Item]:
             for fx, fy in pairs:
-                x, y = _open_tiff(fx, axes_n), _open_tiff(fy, axes_n)
+                x, y = _open_tiff(fx, axes_n, reader), _open_tiff(fy, axes_n, reader)
+                _add_metadata(metadata, x, y)
                 yield SourcedItem((x.data, y.data, x.axes, None), (str(fx), str(fy)))
 
         description = (
@@ -128,7 +137,7 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
             f"axes='{axes_n}', pattern='{pattern}'"
         )
         names, targets = [str(f) for f, _ in pairs], [str(t) for _, t in pairs]
-        return RawData(_lazy(_gen, names, targets), len(pairs), description)
+        return RawData(_lazy(_gen, names, targets, metadata), len(pairs), description)
 
     @staticmethod
     def from_arrays(X: Sequence[Any], Y: Sequence[Any], axes: str = "CZYX") -> RawData:
@@ -233,9 +242,12 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
         desc = f"source={source}, target={target}, axes={axes}, pair_by={pair_by}"
         if mask is not None or mask_label is not None:
             desc += f", mask={mask if mask_label is None else 'labels/' + mask_label}"
+        metadata: dict[str, Any] = {}
+        for x, y in pairs:
+            _add_metadata(metadata, x, y)
         names = [_where(x) for x, _ in pairs]
         targets = [_where(y) for _, y in pairs]
-        return RawData(_lazy(_gen, names, targets), len(pairs), desc)
+        return RawData(_lazy(_gen, names, targets, metadata), len(pairs), desc)
 
 
 def _is_collection(src: Any) -> bool:
@@ -302,6 +314,12 @@ def _pair_by_position(
     return list(zip(xs, ys, strict=True))
 
 
+def _add_metadata(metadata: dict[str, Any], *images: LazyImage) -> None:
+    for img in images:
+        if img.metadata:
+            metadata[img.source or img.name] = img.metadata
+
+
 def open_masks(
     xs: Sequence[LazyImage],
     ys: Sequence[LazyImage],
@@ -355,10 +373,18 @@ def _ngff_label(x: LazyImage, y: LazyImage, name: str, options: dict[str, Any]) 
 
 
 def _lazy(
-    gen: Callable[[], Iterator[Item]], names: list[str], targets: list[str] | None = None
+    gen: Callable[[], Iterator[Item]],
+    names: list[str],
+    targets: list[str] | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> Callable[[], Iterator[Item]]:
-    """Mark a caredask generator: draws no random numbers, yields lazy images with names."""
+    """Mark a caredask generator: draws no random numbers, yields lazy images with names.
+
+    ``metadata`` (source -> the loader's :attr:`LazyImage.metadata`, filled as images are
+    opened) is what :func:`caredask.writers.provenance.record_source_metadata` stores.
+    """
     gen = mark_rng_free(gen)  # type: ignore[arg-type,assignment]
     gen._caredask_names = names  # type: ignore[attr-defined]
     gen._caredask_targets = targets or []  # type: ignore[attr-defined]
+    gen._caredask_metadata = {} if metadata is None else metadata  # type: ignore[attr-defined]
     return gen

@@ -38,6 +38,7 @@ def _add_index(sub: Any) -> None:
     )
     s.add_argument("--min-frames", type=int, default=None, help="minimum length of the T axis")
     p.add_argument("--quiet", "-q", action="store_true", help="summary only")
+    _reader(p)
 
 
 def _add_dataset(sub: Any) -> None:
@@ -107,6 +108,13 @@ def _add_dataset(sub: Any) -> None:
     )
     p.add_argument("--scheduler", default=None)
     p.add_argument("--quiet", "-q", action="store_true")
+    _reader(p)
+
+
+def _reader(p: argparse.ArgumentParser) -> None:
+    from .main import add_reader_option
+
+    add_reader_option(p)
 
 
 def add_parsers(sub: Any) -> None:
@@ -120,6 +128,7 @@ def add_parsers(sub: Any) -> None:
 
 def _index(args: argparse.Namespace) -> int:
     from ..dataset.index import Screening, build_index
+    from .main import reader_options
 
     ps = None if args.patch_size is None else tuple(args.patch_size)
     idx = build_index(
@@ -129,6 +138,7 @@ def _index(args: argparse.Namespace) -> int:
         pattern=args.pattern,
         recursive=args.recursive,
         screening=Screening(args.ndim, ps, args.min_frames),
+        **reader_options(args),
     )
     units = len({r.path for r in idx.records})
     print(
@@ -160,7 +170,7 @@ def _normalization(args: argparse.Namespace) -> Any:
 def _dataset(args: argparse.Namespace) -> int:
     from ..dataset.manifest import create_dataset
     from ..dataset.stats import DEFAULT_PERCENTILES
-    from .main import scheduler
+    from .main import reader_options, scheduler
 
     filt = (
         None
@@ -199,6 +209,7 @@ def _dataset(args: argparse.Namespace) -> int:
             verbose=not args.quiet,
             on_empty="skip" if args.skip_empty else "raise",
             **mask_kwargs(args),
+            **reader_options(args),
         )
     d = res.manifest.data
     print(f"dataset {d['name']} (id {d['dataset_id']}) in {args.output}:")

@@ -66,6 +66,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"caredask: error: {message} (see {self.prog} --help)\n")
 
 
+def add_reader_option(p: argparse.ArgumentParser) -> None:
+    """``--reader bioio``: read every file through bioio's plugins (also TIFF and CZI)."""
+    p.add_argument(
+        "--reader",
+        choices=("bioio",),
+        default=None,
+        help="read every file through bioio's plugins, also TIFF/CZI (pip install "
+        "caredask[bioio]); default: native readers, bioio for vendor formats (.dv, .nd2, ...)",
+    )
+
+
+def reader_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Loader options from ``--reader`` (none when it is not given)."""
+    reader = getattr(args, "reader", None)
+    return {} if reader is None else {"reader": reader}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``caredask`` command."""
     ap = _Parser(prog="caredask", description=__doc__)
@@ -104,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--source: taken from the files' metadata unless given)",
     )
     p.add_argument("--pattern", default="*.tif*", help="glob pattern of the image files")
+    add_reader_option(p)
     p.add_argument("--sort", action="store_true", help="natural file order (csbdeep: dir order)")
     p.add_argument("--output", "-o", help="output file: *.npz or *.zarr")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -143,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="what each image of a source looks like to caredask")
     i.add_argument("path", nargs="+", help="files, folders, stores or URIs")
     i.add_argument("--axes", default=None, help="axes when the files have no metadata")
+    add_reader_option(i)
     d = sub.add_parser("demo", help="write a small synthetic dataset and make training data")
     d.add_argument("--out", default="caredask-demo", help="folder for the demo data")
     d.add_argument("--scheduler", default=None)
@@ -213,7 +232,12 @@ def _patches(args: argparse.Namespace) -> int:
             raise CaredaskError("--source needs --target (one target per source, same order)")
         axes = None if args.axes == "CZYX" else args.axes
         raw = RawData.from_sources(
-            _one(args.source), _one(args.target), axes, pair_by=args.pair_by, **masks
+            _one(args.source),
+            _one(args.target),
+            axes,
+            pair_by=args.pair_by,
+            **masks,
+            **reader_options(args),
         )
     elif masks:
         raise CaredaskError(
@@ -228,6 +252,7 @@ def _patches(args: argparse.Namespace) -> int:
             args.axes,
             args.pattern,
             sort=args.sort,
+            reader=args.reader,
         )
     filt = (
         None
@@ -254,6 +279,10 @@ def _patches(args: argparse.Namespace) -> int:
             nonfinite="keep" if args.allow_nonfinite else "raise",
             summary=done,
         )
+    if out.suffix == ".zarr":
+        from ..writers.provenance import record_source_metadata
+
+        record_source_metadata(out, raw)
     for name in done.get("skipped", []):
         print(f"skipped (no foreground): {name}", file=sys.stderr)
     print(f"wrote {out}: X {tuple(X.shape)}, Y {tuple(Y.shape)}, axes {axes}")
@@ -293,13 +322,13 @@ def _one(values: list[str]) -> str | list[str]:
     return values[0] if len(values) == 1 else values
 
 
-def describe(paths: Sequence[str], axes: str | None) -> list[dict[str, Any]]:
-    """One row per image: name, source, shape, axes, dtype, chunks."""
+def describe(paths: Sequence[str], axes: str | None, **options: Any) -> list[dict[str, Any]]:
+    """One row per image: name, source, shape, axes, dtype, chunks, metadata."""
     from ..loaders import open_images
 
     rows = []
     for p in paths:
-        for img in open_images(p, axes):
+        for img in open_images(p, axes, **options):
             rows.append(
                 {
                     "name": img.name,
@@ -309,18 +338,36 @@ def describe(paths: Sequence[str], axes: str | None) -> list[dict[str, Any]]:
                     "dtype": str(img.data.dtype),
                     "chunks": img.data.chunksize,
                     "n_chunks": img.data.npartitions,
+                    "metadata": img.metadata,
                 }
             )
     return rows
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    for r in describe(args.path, args.axes):
+    for r in describe(args.path, args.axes, **reader_options(args)):
         print(
             f"{r['name']}\n  source: {r['source']}\n  shape:  {r['shape']}  axes: {r['axes']}"
             f"  dtype: {r['dtype']}\n  chunks: {r['chunks']} ({r['n_chunks']} chunks)"
         )
+        for line in _metadata_lines(r["metadata"]):
+            print(f"  {line}")
     return 0
+
+
+def _metadata_lines(meta: dict[str, Any]) -> list[str]:
+    """``inspect`` lines for a loader's metadata: reader, pixel sizes, channel names."""
+    lines = []
+    if meta.get("reader"):
+        where = f"scene {meta.get('scene')}, dims {meta.get('dims')}"
+        lines.append(f"reader: {meta['reader']} ({where})")
+    pps = meta.get("physical_pixel_sizes")
+    if pps:
+        sizes = "  ".join(f"{k} {'?' if v is None else f'{v:g}'}" for k, v in pps.items())
+        lines.append(f"pixel size (um): {sizes}")
+    if meta.get("channel_names"):
+        lines.append(f"channels: {', '.join(meta['channel_names'])}")
+    return lines
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from urllib.parse import unquote
 from ..errors import InputError, SourceNotFoundError
 from .base import LazyImage
 
-__all__ = ["Loader", "file_uri_to_path", "natural_key", "open_images", "register_loader"]
+__all__ = ["READERS", "Loader", "file_uri_to_path", "natural_key", "open_images", "register_loader"]
 
 Opener = Callable[..., list[LazyImage]]
 Probe = Callable[[Any, dict[str, Any]], bool]
@@ -40,7 +40,10 @@ _OPTIONAL_MODULES = (
     "caredask.loaders.custom",
     "caredask.loaders.zarrs",
     "caredask.loaders.czi",
+    "caredask.loaders.bioimage",
 )
+READERS = (None, "bioio")
+"""Values of ``open_images(..., reader=...)``: automatic, or every file through bioio."""
 _loaded = False
 _load_lock = threading.Lock()
 
@@ -131,7 +134,10 @@ def open_images(source: Any, axes: str | None = None, **options: Any) -> list[La
         Axes of each image (letters of ``STCZYX``); taken from the file's metadata when omitted
         and the format has them.
     **options
-        Passed to the loader (e.g. ``chunks=``, ``pattern=``).
+        Passed to the loader (e.g. ``chunks=``, ``pattern=``).  ``reader='bioio'`` sends every
+        file (also TIFF and CZI) through bioio's plugins (``pip install caredask[bioio]``);
+        by default only extensions no native loader reads (``.dv``, ``.nd2``, ``.lif``, ...)
+        go there.
 
     Returns
     -------
@@ -143,9 +149,21 @@ def open_images(source: Any, axes: str | None = None, **options: Any) -> list[La
     SourceNotFoundError
         A path that does not exist.
     InputError
-        A source of a kind no loader understands.
+        A source of a kind no loader understands, or an unknown ``reader``.
+    MissingDependencyError
+        The optional package a file needs is not installed (the message names it).
     """
     _ensure_builtins()
+    reader = options.pop("reader", None)
+    if reader not in READERS:
+        raise InputError(
+            f"{source}: reader={reader!r} is not known; use reader='bioio' (every file through "
+            "bioio's plugins) or leave it out (automatic)"
+        )
+    if reader == "bioio":
+        from .bioimage import open_bioio
+
+        return open_bioio(source, axes, **options)
     for loader in _LOADERS:
         if loader.probe(source, options):
             return loader.open(source, axes, **options)
