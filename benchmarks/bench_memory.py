@@ -123,7 +123,8 @@ def main() -> int:
     if a.child:
         print(json.dumps(child(json.loads(a.child), a.data_dir)))
         return 0
-    dataset(a.data_dir, 2)
+    dataset(a.data_dir, 2)  # generate the data before any measured child
+    slabs(a.data_dir, 64)
     parts = a.parts.split(",")
     tmp = Path(tempfile.mkdtemp(prefix="bench_memory_", dir=a.data_dir))
     ok = True
