@@ -77,10 +77,13 @@ def main() -> int:
                     return 1
                 wall = json.loads(res.stdout.strip().splitlines()[-1])["wall"]
                 walls[c].append(wall)
+                note = "reference"
                 if out != ref:
-                    same[c] = same.get(c, True) and compare_stores(ref, out)
+                    ident = compare_stores(ref, out)
+                    same[c] = same.get(c, True) and ident
+                    note = "identical" if ident else "DIFFERENT"
                     shutil.rmtree(out)
-                print(f"run {r + 1}: {c:8s} {wall:7.2f} s", file=sys.stderr, flush=True)
+                print(f"run {r + 1}: {c:8s} {wall:7.2f} s {note}", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     base = statistics.median(walls[cases[0]])
