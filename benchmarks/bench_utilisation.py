@@ -26,8 +26,9 @@ image, ``.zarr`` output.  Steps (each scheduler case in a fresh interpreter):
 from __future__ import annotations
 
 import argparse
-import copy
 import json
+import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -35,6 +36,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -338,7 +340,7 @@ def make_batches(
             gap = call_gaps[i] if i < len(call_gaps) else 0.0
             calls.append(Call(gap, blocking, d, deps))
         templates.append(Batch(cost, calls))
-    return [copy.deepcopy(templates[i % len(templates)]) for i in range(n)]
+    return [templates[i % len(templates)] for i in range(n)]  # the model never mutates them
 
 
 # ---------------------------------------------------------------- parent
@@ -375,6 +377,8 @@ def main() -> int:
     ap.add_argument("--workers", default="8,64,256")
     ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--json", type=Path, help="write all raw measurements here")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="model processes")
+    ap.add_argument("--from-json", type=Path, help="only model and report saved measurements")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -384,31 +388,45 @@ def main() -> int:
         else:
             print(json.dumps(slice_child(a.child, a.slice, a.out)))
         return 0
+    if a.from_json:
+        runs = json.loads(a.from_json.read_text())
+        _print_measured(runs, a.slice)
+        report(runs, a)
+        return 0
     a.data_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="bench_util_", dir=a.data_dir))
     runs: dict[str, Any] = {}
     runs["plan"] = _child(["--child", "plan", "--out", str(tmp / "plan.zarr")])
-    pl = runs["plan"]
-    print(
-        f"plan of {N_IMAGES} pairs (1 TiB): first graph submitted after {pl['first_call']:.2f} s, "
-        f"first task after {pl['first_task']:.2f} s; client RSS {pl['rss_before'] / 2**20:.0f} "
-        f"MiB before, {pl['rss_peak'] / 2**20:.0f} MiB peak",
-        flush=True,
-    )
     for case in ("threads", "1x2", "2x1"):
         args = ["--child", case, "--slice", str(a.slice), "--out", str(tmp / f"{case}.zarr")]
         runs[case] = _child(args)
-        r = runs[case]
-        print(
-            f"{case}: slice of {a.slice} images {r['wall']:.1f} s; no-op "
-            f"{r['overhead']['per_task'] * 1e3:.2f} ms/task, round trip "
-            f"{r['overhead']['rtt'] * 1e3:.1f} ms",
-            flush=True,
-        )
+        print(f"{case}: {runs[case]['wall']:.1f} s", file=sys.stderr, flush=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    _print_measured(runs, a.slice)
     if a.json:
         a.json.write_text(json.dumps(runs))
     report(runs, a)
     return 0
+
+
+def _print_measured(runs: dict[str, Any], n: int) -> None:
+    pl = runs["plan"]
+    print(
+        f"plan of {N_IMAGES} pairs (1 TiB), threaded: first graph submitted after "
+        f"{pl['first_call']:.2f} s, first task after {pl['first_task']:.2f} s; client RSS "
+        f"{pl['rss_before'] / 2**20:.0f} MiB before, {pl['rss_peak'] / 2**20:.0f} MiB peak"
+    )
+    print(
+        "\n| scheduler | slice wall | no-op wall per task | no-op CPU per task (client+scheduler "
+        "process) | one-task round trip |"
+    )
+    print("|---|---|---|---|---|")
+    for case in ("threads", "1x2", "2x1"):
+        r, o = runs[case], runs[case]["overhead"]
+        print(
+            f"| {case} | {r['wall']:.1f} s ({n} images) | {o['per_task'] * 1e3:.2f} ms | "
+            f"{o.get('cpu_per_task', float('nan')) * 1e3:.2f} ms | {o['rtt'] * 1e3:.1f} ms |"
+        )
 
 
 def _tasks_table(struct: list[dict[str, Any]], run: dict[str, Any]) -> None:
@@ -430,76 +448,78 @@ def _tasks_table(struct: list[dict[str, Any]], run: dict[str, Any]) -> None:
     print("task names:", ", ".join(f"{p} {n // len(struct)}" for p, n in top.most_common(12)))
 
 
+def _model_run(struct: list[dict[str, Any]], r: dict[str, Any], sched: float) -> Any:
+    thr = r["threads"]
+    batches = make_batches(struct, prefix_durations(r), gaps(r), len(struct), _cost(thr), True)
+    return simulate(
+        batches, thr, r["memory_limit"] // 2, max(2, 2 * thr), sched, r["overhead"]["rtt"]
+    )
+
+
 def report(runs: dict[str, Any], a: argparse.Namespace) -> None:
     struct = structure(runs["threads"])
     _tasks_table(struct, runs["threads"])
-    n_slice = len(struct)
     print(
-        "\nmodel check on the slice (inputs from the run itself: task durations per name, "
-        "client work per call, round trip and no-op overhead of its scheduler)"
+        "\nmodel check on the slice (task durations per task name, client work per call, round "
+        "trip and scheduler cost from the run itself; scheduler cost = no-op CPU or wall per task)"
     )
-    print("| run | threads | measured wall | modelled wall | model/measured | modelled util |")
+    print("| run | measured wall | model (CPU/task) | ratio | model (wall/task) | ratio |")
     print("|---|---|---|---|---|---|")
     for case in ("1x2", "2x1"):
-        r = runs[case]
-        thr = r["threads"]
-        batches = make_batches(
-            struct, prefix_durations(r), gaps(r), n_slice, _cost(thr), distributed=True
-        )
-        m = simulate(
-            batches,
-            thr,
-            r["memory_limit"] // 2,
-            max(2, 2 * thr),
-            r["overhead"]["per_task"],
-            r["overhead"]["rtt"],
-        )
+        r, o = runs[case], runs[case]["overhead"]
+        m1 = _model_run(struct, r, o.get("cpu_per_task", o["per_task"]))
+        m2 = _model_run(struct, r, o["per_task"])
         print(
-            f"| LocalCluster {case} | {thr} | {r['wall']:.1f} s | {m.wall:.1f} s | "
-            f"{m.wall / r['wall']:.2f} | {100 * m.utilisation:.0f} % |"
+            f"| LocalCluster {case} | {r['wall']:.1f} s | {m1.wall:.1f} s | "
+            f"{m1.wall / r['wall']:.2f} | {m2.wall:.1f} s | {m2.wall / r['wall']:.2f} |"
         )
     base = runs["1x2"]
     durs, call_gaps = prefix_durations(base), gaps(base)
-    sched, rtt = runs["2x1"]["overhead"]["per_task"], runs["2x1"]["overhead"]["rtt"]
+    o = runs["2x1"]["overhead"]
+    sched, rtt = o.get("cpu_per_task", o["per_task"]), o["rtt"]
     wmem = parse_bytes(a.worker_memory)
     print(
-        f"\nmodel of the 1 TiB job ({N_IMAGES} images), workers x 2 threads, memory_limit "
-        f"{a.worker_memory} each (budget: half the cluster's), scheduler {sched * 1e3:.2f} "
-        f"ms/task, round trip {rtt * 1e3:.1f} ms, client work per image "
-        f"{sum(call_gaps):.2f} s"
+        f"\nmodel of the 1 TiB job ({N_IMAGES} images) on workers x 2 threads, memory_limit "
+        f"{a.worker_memory} each (budget: half the cluster's); task durations and client work "
+        f"from the 1x2 run, scheduler {sched * 1e3:.2f} ms/task and round trip {rtt * 1e3:.1f} "
+        f"ms from the 2x1 run; client work {sum(call_gaps):.2f} s per image"
     )
     print(
         "| workers | variant | modelled wall | utilisation | batches in flight (max/mean) |"
         " compute bound | scheduler bound | client bound |"
     )
     print("|---|---|---|---|---|---|---|---|")
-    variants = {
+    variants: dict[str, dict[str, Any]] = {
         "as measured": {},
-        "no scheduler cost": {"sched": 0.0},
-        "no client work": {"gaps": [0.0] * len(call_gaps)},
+        "scheduler cost 0": {"sched": 0.0},
+        "client work 0": {"gaps": [0.0] * len(call_gaps)},
         "no in-flight limit": {"cap": 10**6, "budget": 2**62},
+        "all three": {"sched": 0.0, "gaps": [0.0] * len(call_gaps), "cap": 10**6, "budget": 2**62},
     }
+    jobs = []
     for w in map(int, a.workers.split(",")):
         thr = 2 * w
         for name, v in variants.items():
-            batches = make_batches(
-                struct, durs, v.get("gaps", call_gaps), N_IMAGES, _cost(thr), distributed=True
-            )
-            m = simulate(
-                batches,
-                thr,
-                v.get("budget", w * wmem // 2),
-                v.get("cap", 2 * thr),
-                v.get("sched", sched),
-                rtt,
-            )
-            compute = m.busy / thr
-            print(
-                f"| {w} | {name} | {m.wall:.0f} s | {100 * m.utilisation:.0f} % | "
-                f"{m.max_in_flight}/{m.mean_in_flight:.1f} | {compute:.0f} s | "
-                f"{m.n_tasks * v.get('sched', sched):.0f} s | {m.client_busy:.0f} s |",
-                flush=True,
-            )
+            if name != "as measured" and w != 64:
+                continue
+            g = v.get("gaps", call_gaps)
+            batches = make_batches(struct, durs, g, N_IMAGES, _cost(thr), distributed=True)
+            args = (batches, thr, v.get("budget", w * wmem // 2), v.get("cap", 2 * thr))
+            jobs.append((w, name, v.get("sched", sched), (*args, v.get("sched", sched), rtt)))
+    with ProcessPoolExecutor(min(len(jobs), a.jobs)) as pool:
+        results = list(pool.map(_simulate, [j[3] for j in jobs]))
+    for (w, name, sc, _), m in zip(jobs, results, strict=True):
+        thr = 2 * w
+        print(
+            f"| {w} | {name} | {m.wall:.0f} s | {100 * m.utilisation:.0f} % | "
+            f"{m.max_in_flight}/{m.mean_in_flight:.1f} | {m.busy / thr:.0f} s | "
+            f"{m.n_tasks * sc:.0f} s | {m.client_busy:.0f} s |",
+            flush=True,
+        )
+
+
+def _simulate(args: tuple[Any, ...]) -> Any:
+    return simulate(*args)
 
 
 if __name__ == "__main__":

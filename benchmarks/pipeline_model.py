@@ -68,6 +68,7 @@ class _Sim:
         self, batches: list[Batch], threads: int, budget: int, cap: int, sched: float, rtt: float
     ) -> None:
         self.batches = batches
+        self.flat = {id(b): [d for c in b.calls for d in c.durations] for b in batches}
         self.threads, self.budget, self.cap = threads, budget, cap
         self.sched, self.rtt = sched, rtt
         self.now = 0.0
@@ -81,7 +82,7 @@ class _Sim:
         self.busy = 0.0
         self.next_batch = 0
         self.running: dict[int, int] = {}  # batch -> cost
-        self.done_tasks: list[list[bool]] = [[False] * b.n_tasks for b in batches]
+        self.done_tasks: list[list[bool]] = [[False] * len(self.flat[id(b)]) for b in batches]
         self.waiting: list[dict[int, int]] = [{} for _ in batches]  # task -> unmet deps
         self.children: list[dict[int, list[int]]] = [{} for _ in batches]
         self.call_left: list[int] = [0] * len(batches)
@@ -144,10 +145,7 @@ class _Sim:
             self.push(self.now, "batch_done", bi)
 
     def _duration(self, bi: int, t: int) -> float:
-        for c in self.batches[bi].calls:
-            if c.offset <= t < c.offset + len(c.durations):
-                return c.durations[t - c.offset]
-        raise IndexError(t)
+        return self.flat[id(self.batches[bi])][t]
 
     def dispatch(self) -> None:
         while self.free and self.ready:
