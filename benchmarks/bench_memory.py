@@ -117,6 +117,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parts", default="flat,limit,client")
     ap.add_argument("--sizes", default="1,4,16", help="GiB of source+target for 'flat'")
+    ap.add_argument("--client-patches", default="2048,8192", help="patches for 'client'")
     ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -162,7 +163,7 @@ def main() -> int:
             print("\nLocalCluster 2 workers x 1 thread, .zarr output, one 1 GiB pair (64 planes)")
             print("| patches | output (X+Y) | wall | client peak RSS | client before job |")
             print("|---|---|---|---|---|")
-            for k in (2048, 8192):
+            for k in map(int, a.client_patches.split(",")):
                 r = run_case({"size": 1, "scheduler": "2x1", "k": k}, a.data_dir, tmp)
                 out_bytes = 2 * k * 4 * int(np.prod(PATCH))
                 print(
