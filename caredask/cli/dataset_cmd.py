@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import CaredaskError
+from .mask_opts import add_mask_options, mask_kwargs
 
 __all__ = ["add_parsers", "handlers"]
 
@@ -97,7 +98,13 @@ def _add_dataset(sub: Any) -> None:
         help="dataset percentiles used with --normalization dataset",
     )
     p.add_argument("--preview", type=int, default=8, help="patch pairs in preview.png (0: none)")
+    add_mask_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace a dataset in OUTPUT")
+    p.add_argument(
+        "--skip-empty",
+        action="store_true",
+        help="skip training images without foreground (named in the manifest) instead of stopping",
+    )
     p.add_argument("--scheduler", default=None)
     p.add_argument("--quiet", "-q", action="store_true")
 
@@ -190,6 +197,8 @@ def _dataset(args: argparse.Namespace) -> int:
             name=args.name,
             overwrite=args.overwrite,
             verbose=not args.quiet,
+            on_empty="skip" if args.skip_empty else "raise",
+            **mask_kwargs(args),
         )
     d = res.manifest.data
     print(f"dataset {d['name']} (id {d['dataset_id']}) in {args.output}:")

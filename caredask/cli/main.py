@@ -12,6 +12,10 @@ from typing import Any
 from .. import __version__
 from ..errors import CaredaskError
 from .dataset_cmd import add_parsers, handlers, rebuild_command
+from .mask_opts import add_mask_options, mask_kwargs
+from .preview_cmd import add_parser as add_preview_parser
+from .preview_cmd import check_preview_option, patches_preview
+from .preview_cmd import run as run_preview
 
 __all__ = ["build_parser", "main"]
 
@@ -90,7 +94,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="dask scheduler: threads, processes, synchronous or a cluster ADDRESS",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--memory",
+        default=None,
+        metavar="SIZE",
+        help="memory the batches in flight may hold, e.g. 4GiB (default: 2 GiB locally, half "
+        "the workers' memory on a cluster)",
+    )
+    p.add_argument(
+        "--skip-empty",
+        action="store_true",
+        help="skip images the filter leaves nothing to sample from (named in the output) "
+        "instead of stopping",
+    )
+    p.add_argument(
+        "--allow-nonfinite",
+        action="store_true",
+        help="keep images with NaN or infinite values (csbdeep's behaviour: NaN patches) "
+        "instead of refusing them",
+    )
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard an interrupted .zarr run of this output instead of resuming it",
+    )
+    p.add_argument("--preview", default=None, metavar="FILE.png", help="PNG of what was sampled")
     _add_patch_options(p)
+    add_mask_options(p)
     i = sub.add_parser("inspect", help="what each image of a source looks like to caredask")
     i.add_argument("path", nargs="+", help="files, folders, stores or URIs")
     i.add_argument("--axes", default=None, help="axes when the files have no metadata")
@@ -98,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="caredask-demo", help="folder for the demo data")
     d.add_argument("--scheduler", default=None)
     add_parsers(sub)
+    add_preview_parser(sub)
     return ap
 
 
@@ -157,11 +188,18 @@ def _patches(args: argparse.Namespace) -> int:
         raise CaredaskError(f"--output {out}: use a file name ending in .npz or .zarr")
     if out.exists() and not args.overwrite:
         raise CaredaskError(f"{out} exists; pass --overwrite to replace it or choose another name")
+    check_preview_option(args, out)
+    masks = mask_kwargs(args)
     if args.source is not None:
         if args.target is None:
             raise CaredaskError("--source needs --target (one target per source, same order)")
         axes = None if args.axes == "CZYX" else args.axes
-        raw = RawData.from_sources(_one(args.source), _one(args.target), axes)
+        raw = RawData.from_sources(_one(args.source), _one(args.target), axes, **masks)
+    elif masks:
+        raise CaredaskError(
+            "--mask/--mask-label need --source/--target (not BASEPATH): e.g. --source "
+            "BASEPATH/low --target BASEPATH/GT --mask BASEPATH/masks"
+        )
     else:
         raw = RawData.from_folder(
             args.basepath,
@@ -176,6 +214,7 @@ def _patches(args: argparse.Namespace) -> int:
         if args.no_filter
         else no_background_patches(args.filter_threshold, args.filter_percentile)
     )
+    done: dict[str, Any] = {}
     with scheduler(args.scheduler):
         X, Y, axes = generate_training_data(
             raw,
@@ -189,8 +228,18 @@ def _patches(args: argparse.Namespace) -> int:
             shuffle=not args.no_shuffle,
             overwrite=args.overwrite,
             verbose=not args.quiet,
+            memory_budget=args.memory,
+            resume=not args.restart,
+            on_empty="skip" if args.skip_empty else "raise",
+            nonfinite="keep" if args.allow_nonfinite else "raise",
+            summary=done,
         )
+    for name in done.get("skipped", []):
+        print(f"skipped (no foreground): {name}", file=sys.stderr)
     print(f"wrote {out}: X {tuple(X.shape)}, Y {tuple(Y.shape)}, axes {axes}")
+    png = patches_preview(args, out, list(getattr(raw.generator, "_caredask_names", [])))
+    if png is not None:
+        print(f"wrote {png}")
     return 0
 
 
@@ -241,6 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cmds = {"patches": _patches, "inspect": _inspect, "demo": _demo, **handlers()}
+        cmds["preview"] = run_preview
         return cmds[args.command](args)
     except CaredaskError as e:
         print(f"caredask: error: {e}", file=sys.stderr)

@@ -33,6 +33,7 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
+from dask.base import tokenize
 from numpy.typing import ArrayLike, DTypeLike
 
 from caredask.errors import InputError
@@ -44,6 +45,7 @@ __all__ = [
     "percentile_ranks",
 ]
 
+STATS_TASK = "caredask-stats"  # name of the per-block tasks of every selection pass
 _GATHER_LIMIT = 2**20  # gather candidates once at most this many elements remain
 _MAX_BINS = 2**20  # upper bound on n_prefixes * 2**digit of a refinement histogram
 _LITTLE = sys.byteorder == "little"
@@ -271,6 +273,7 @@ def _graph(sel: _Selection, split_every: int) -> Any:
         length = sel.length if sel.step == "gather" else 0
         return flat.map_blocks(
             _gather_kernel,
+            name=f"{STATS_TASK}-{tokenize(flat.name, sel.step, lut, prefixes, length)}",
             chunks=((np.nan,) * nblocks,),
             dtype=utype,
             meta=np.empty(0, utype),
@@ -296,7 +299,17 @@ def _graph(sel: _Selection, split_every: int) -> Any:
         meta=np.empty((0, 0), np.int64),
         **kwargs,
     )
-    return parts.sum(axis=0, split_every=split_every)
+    # Named reduction: its chunk tasks (fused with the kernels) are what progress counts.
+    return da.reduction(
+        parts,
+        chunk=np.sum,
+        aggregate=np.sum,
+        axis=0,
+        dtype=np.int64,
+        split_every=split_every,
+        name=STATS_TASK,
+        concatenate=True,
+    )
 
 
 def _descend(sel: _Selection, hist: np.ndarray, digit: int) -> None:
@@ -394,8 +407,13 @@ def _order_statistics(
     split_every: int = 16,
     gather_limit: int | None = None,
     max_bins: int | None = None,
-) -> tuple[list[np.ndarray], list[int]]:
-    """:func:`order_statistics` that also returns each array's NaN count."""
+    extra: Sequence[Any] = (),
+) -> tuple[list[np.ndarray], list[int], list[Any]]:
+    """:func:`order_statistics` that also returns each array's NaN count.
+
+    ``extra`` collections are computed with the first pass (sharing its reads); their results
+    come third.
+    """
     if len(arrays) != len(ranks):
         raise InputError(
             f"order_statistics needs one ranks entry per array; got {len(arrays)} arrays and "
@@ -407,13 +425,15 @@ def _order_statistics(
     mbins = _MAX_BINS if max_bins is None else max_bins
     sels = [_start(x, r, i, glimit) for i, (x, r) in enumerate(zip(arrays, ranks, strict=True))]
     active = [s for s in sels if s.step != "done"]
-    while active:
-        results = dask.compute(*[_graph(s, split_every) for s in active])
+    first, extra_out = list(extra), list[Any]()
+    while active or first:
+        results = list(dask.compute(*[_graph(s, split_every) for s in active], *first))
+        results, extra_out, first = results[: len(active)], extra_out or results[len(active) :], []
         for sel, res in zip(active, results, strict=True):
             _advance(sel, np.asarray(res), glimit, mbins)
         active = [s for s in active if s.step != "done"]
     values = [_values(s, r) for s, r in zip(sels, ranks, strict=True)]
-    return values, [s.nan_count for s in sels]
+    return values, [s.nan_count for s in sels], extra_out
 
 
 def order_statistics(
@@ -669,7 +689,7 @@ def percentile(a: Any, q: Any, axis: Any = None, keepdims: bool = False) -> Any:
     lo, hi = percentile_ranks(int(n), q)
     ranks = np.concatenate([lo.ravel(), hi.ravel()])
     slices = _slices(x, kept)
-    vals, nans = _order_statistics(slices, [ranks] * len(slices))
+    vals, nans, _ = _order_statistics(slices, [ranks] * len(slices))
     shape = qshape + kept_shape
     result = percentile_from_order_statistics(
         _stack([v[: lo.size] for v in vals], shape, dtype),
