@@ -16,6 +16,7 @@ import numpy as np
 from dask.array.overlap import ensure_minimum_chunksize
 
 from ..errors import EmptyRegionError
+from ..loaders.base import region_source
 from ..masks.background import (
     border_slices,
     dilate_above_mask,
@@ -24,11 +25,23 @@ from ..masks.background import (
     packed_line_counts,
     packed_mask,
 )
-from ..masks.skip import drop_dead_blocks, live_blocks, reads_of
+from ..masks.skip import dilate_above_regions, drop_dead_blocks, live_blocks, reads_of
 from .centres import choose_ranks, locate_ranks, ranks_to_centres_dense
 from .items import Item, PatchJob
 
 __all__ = ["count_valid", "empty_region", "locate_centres", "stencil_chunks"]
+
+
+def _region_mask(item: Item, job: PatchJob, thr: Any) -> da.Array | None:
+    """The filter mask read by region from the store (live blocks only), if the loader can."""
+    region, st = region_source(item.y), item.stats
+    if region is None or st.block_max is None:
+        return None
+    y = item.y
+    depth = [h // 2 for h in filter_size(job.patch_size)]
+    live = live_blocks(y.chunks, [0] * y.ndim, depth, y.chunks, st.block_max, thr)
+    m, st.mask_reread = dilate_above_regions(y, region, thr, job.patch_size, live)
+    return m
 
 
 def _mask_graph(item: Item, job: PatchJob, thr: Any) -> da.Array | None:
@@ -38,6 +51,8 @@ def _mask_graph(item: Item, job: PatchJob, thr: Any) -> da.Array | None:
         return None
     if job.patch_filter is None:
         m = da.ones(y.shape, dtype=bool, chunks=y.chunks)
+    elif (regional := _region_mask(item, job, thr)) is not None:
+        m = regional
     else:
         y = _for_stencil(y, tuple(p // 2 for p in ps))
         m = dilate_above_mask(y, thr, ps)
@@ -93,8 +108,8 @@ def _live_packed(it: Item, m: da.Array, job: PatchJob) -> da.Array:
     """The bit-packed mask, blocks that cannot hold a centre skipped (see masks.skip)."""
     packed = packed_mask(m)
     st = it.stats
-    if st.block_max is None or st.threshold is None:
-        return packed
+    if st.block_max is None or st.threshold is None or st.mask_reread is not None:
+        return packed  # no maxima, or read by region (dead blocks are zeros already)
     offset = [p // 2 for p in job.patch_size]
     depth = [h // 2 for h in filter_size(job.patch_size)]
     live = live_blocks(m.chunks, offset, depth, it.y.chunks, st.block_max, st.threshold)

@@ -33,7 +33,14 @@ from .items import Checker, Item, PatchJob, _draw_seed, compose_transforms, draw
 from .masking import count_valid, empty_region
 from .masking import locate_centres as _locate_centres
 from .progress import Monitor, Progress
-from .schedule import InFlight, batch_cost, cluster_threads, resolve_budget
+from .schedule import (
+    InFlight,
+    batch_cost,
+    cluster_threads,
+    max_batches,
+    resolve_budget,
+    shared_pool,
+)
 from .stats import batch_statistics, check_finite
 
 __all__ = [
@@ -160,7 +167,11 @@ def _run_lazy(items: Iterator[Item], job: PatchJob, check: Checker, sink: Any, m
     budget = resolve_budget(job.memory_budget, client)
     threads = cluster_threads(client)
     n_done = 0
-    with InFlight(budget, max(2, 2 * threads), progress, wait_on_error=client is None) as pool:
+    cap = max_batches(client, threads)
+    with (
+        shared_pool(client, threads),
+        InFlight(budget, cap, progress, wait_on_error=client is None) as pool,
+    ):
 
         def accept(results: list[tuple[Item, list[Any]]]) -> None:
             nonlocal n_done
