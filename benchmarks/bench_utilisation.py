@@ -16,9 +16,9 @@ image, ``.zarr`` output.  Steps (each scheduler case in a fresh interpreter):
 4. the model (``pipeline_model.py``): the threaded run's task graph per batch (dependencies,
    task names), task durations and client work from a cluster run, round trips and scheduler
    cost from step 2, the pipeline's admission rule (``schedule.batch_cost`` under the default
-   budget, at most max(2, 2 x threads) batches).  Checked against the 1- and 2-worker runs of the
-   slice, then run for 512 images on 8, 64 and 256 workers x 2 threads, with variants that
-   remove one limit at a time to show which part limits utilisation.
+   budget, at most ``schedule.max_batches`` batches).  Checked against the 1- and 2-worker
+   runs of the slice, then run for 512 images on 8, 64 and 256 workers x 2 threads, with
+   variants that remove one limit at a time to show which part limits utilisation.
 
     python benchmarks/bench_utilisation.py [--slice 2] [--worker-memory 8GiB]
 """
@@ -364,10 +364,13 @@ def _cost(threads: int) -> int:
     return batch_cost([(x, y)], K, PATCH, threads)
 
 
-def _budget_local() -> int:
-    from caredask.sampling.schedule import resolve_budget
-
-    return resolve_budget(None, None)
+def _cap(threads: int, cluster: bool = True) -> int:
+    """The pipeline's cap on batches in flight (``schedule.max_batches`` where it exists)."""
+    try:
+        from caredask.sampling.schedule import max_batches
+    except ImportError:  # the rule of 9b8f359
+        return max(2, 2 * threads)
+    return int(max_batches(object() if cluster else None, threads))
 
 
 def main() -> int:
@@ -453,7 +456,7 @@ def _model_run(struct: list[dict[str, Any]], r: dict[str, Any], sched: float) ->
     thr = r["threads"]
     batches = make_batches(struct, prefix_durations(r), gaps(r), len(struct), _cost(thr), True)
     return simulate(
-        batches, thr, r["memory_limit"] // 2, max(2, 2 * thr), sched, r["overhead"]["rtt"]
+        batches, thr, r["memory_limit"] // 2, _cap(thr), sched, r["overhead"]["rtt"]
     )
 
 
@@ -505,7 +508,7 @@ def report(runs: dict[str, Any], a: argparse.Namespace) -> None:
                 continue
             g = v.get("gaps", call_gaps)
             batches = make_batches(struct, durs, g, N_IMAGES, _cost(thr), distributed=True)
-            args = (batches, thr, v.get("budget", w * wmem // 2), v.get("cap", 2 * thr))
+            args = (batches, thr, v.get("budget", w * wmem // 2), v.get("cap", _cap(thr)))
             jobs.append((w, name, v.get("sched", sched), (*args, v.get("sched", sched), rtt)))
     with ProcessPoolExecutor(min(len(jobs), a.jobs)) as pool:
         results = list(pool.map(_simulate, [j[3] for j in jobs]))

@@ -3,7 +3,7 @@
 What is modelled (the structure of :mod:`caredask.sampling.pipeline` and ``schedule``):
 
 * batches (here one image each) are admitted in order while the sum of their estimated costs
-  fits the memory budget and fewer than ``cap`` (= max(2, 2 x threads)) run; at least one runs;
+  fits the memory budget and fewer than ``cap`` (``schedule.max_batches``) run; at least one runs;
 * each batch is a sequence of client calls (statistics compute, mask persist, counts compute,
   locate compute, extraction compute).  Before each call the client thread works for ``gap``
   seconds (graph building, rank location); client work of all batches is serialised (one
