@@ -455,9 +455,7 @@ def _tasks_table(struct: list[dict[str, Any]], run: dict[str, Any]) -> None:
 def _model_run(struct: list[dict[str, Any]], r: dict[str, Any], sched: float) -> Any:
     thr = r["threads"]
     batches = make_batches(struct, prefix_durations(r), gaps(r), len(struct), _cost(thr), True)
-    return simulate(
-        batches, thr, r["memory_limit"] // 2, _cap(thr), sched, r["overhead"]["rtt"]
-    )
+    return simulate(batches, thr, r["memory_limit"] // 2, _cap(thr), sched, r["overhead"]["rtt"])
 
 
 def report(runs: dict[str, Any], a: argparse.Namespace) -> None:

@@ -189,6 +189,11 @@ class _Sim:
                 self._account()
                 del self.running[data]
                 self.admit()
+        if self.running or self.next_batch < len(self.batches):
+            raise RuntimeError(
+                f"model stalled at {self.now:.1f} s with {len(self.running)} batches running: "
+                "a task waits on a dependency no call of its batch runs (task graph not captured)"
+            )
         n = sum(b.n_tasks for b in self.batches)
         return Result(
             self.now,
