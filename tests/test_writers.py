@@ -398,3 +398,46 @@ def test_load_zarr_incomplete_flag(tmp_path: Path) -> None:
     meta.write_text(json.dumps(doc))
     with pytest.raises(FormatError, match=r"incomplete .*regenerate"):
         load_training_data(tmp_path / "d.zarr")
+
+
+@pytest.mark.parametrize("new_complete", [True, False])
+def test_crash_between_the_renames_of_a_replacement_is_recovered(
+    tmp_path, monkeypatch, new_complete
+):
+    import os as _os
+
+    from caredask.writers.zarr_store import recover_replacement, save_training_data_zarr
+
+    path = tmp_path / "t.zarr"
+    old_x = np.zeros((2, 1, 4, 4), np.float32)
+    save_training_data_zarr(path, old_x, old_x, "SCYX")
+    calls = []
+    real = _os.replace
+
+    class Killed(Exception):
+        pass
+
+    def crash_on_second(src, dst):
+        calls.append(src)
+        if str(src).endswith("t.zarr.partial"):
+            raise Killed  # killed between moving the old store aside and the new in
+        return real(src, dst)
+
+    from caredask.writers.zarr_store import TrainingDataWriter
+
+    monkeypatch.setattr(_os, "replace", crash_on_second)
+    monkeypatch.setattr(TrainingDataWriter, "abort", lambda self: None)  # a kill cleans nothing
+    new_x = np.ones((2, 1, 4, 4), np.float32)
+    with pytest.raises(Killed):
+        save_training_data_zarr(path, new_x, new_x, "SCYX", overwrite=True)
+    monkeypatch.undo()
+    assert not path.exists()  # the window: neither store at the path
+    partial = tmp_path / "t.zarr.partial"
+    if not new_complete:
+        import shutil
+
+        shutil.rmtree(partial)
+    recover_replacement(path)
+    X = zarr.open_group(path, mode="r")["X"][...]
+    assert np.array_equal(X, new_x if new_complete else old_x)
+    assert not list(tmp_path.glob(".t.zarr.old-*"))

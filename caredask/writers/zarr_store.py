@@ -31,7 +31,7 @@ from .. import __version__
 from ..axes import axes_check_and_normalize
 from ..errors import AxesError, InputError
 
-__all__ = ["STORE_KIND", "TrainingDataWriter", "save_training_data_zarr"]
+__all__ = ["STORE_KIND", "TrainingDataWriter", "recover_replacement", "save_training_data_zarr"]
 
 STORE_KIND = "caredask-training-data"
 """Value of ``attrs['caredask']['kind']`` that identifies a caredask training data store."""
@@ -106,6 +106,35 @@ def _check_destination(path: Path, overwrite: bool) -> None:
             "(nor an empty directory), so it may hold other data; remove it yourself or choose "
             "another path"
         )
+
+
+def recover_replacement(path: Path) -> None:
+    """Finish a replacement a crash interrupted between its two renames.
+
+    Replacing ``path`` renames the old store to ``.<name>.old-<id>`` and then the complete
+    ``<name>.partial`` to ``path``.  A crash in between leaves no ``path``: the complete new
+    store is moved in if it is there, else the old one is moved back; leftovers of a finished
+    replacement are removed.
+    """
+    olds = sorted(path.parent.glob(f".{path.name}.old-*")) if path.parent.is_dir() else []
+    if not olds:
+        return
+    partial = path.with_name(path.name + ".partial")
+    if not os.path.lexists(path):
+        if _is_caredask_store(partial) and _is_complete(partial):
+            os.replace(partial, path)
+        else:
+            os.replace(olds.pop(), path)
+    for old in olds:
+        if _is_caredask_store(old):
+            shutil.rmtree(old)
+
+
+def _is_complete(path: Path) -> bool:
+    try:
+        return bool(json.loads((path / "zarr.json").read_text())["attributes"].get("complete"))
+    except (OSError, ValueError, KeyError):
+        return False
 
 
 def _remove_stale_partial(partial: Path) -> None:
@@ -184,6 +213,7 @@ class TrainingDataWriter:
         self._check_shapes(x_shape, y_shape)
         self._record: dict[str, Any] = _check_json({"kind": STORE_KIND, **(attrs or {})})
         self._record.setdefault("caredask_version", __version__)
+        recover_replacement(self.path)
         _check_destination(self.path, overwrite)
         self._closed = False
         self.resumed = False
