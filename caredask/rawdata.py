@@ -36,8 +36,8 @@ def _right_aligned(axes: str, ndim: int, where: str) -> str:
     return axes[len(axes) - ndim :]
 
 
-def _open_tiff(path: Path, axes: str) -> LazyImage:
-    return open_images(path, axes=axes, right_align_axes=True)[0]
+def _open_tiff(path: Path, axes: str | None, right_align: bool) -> LazyImage:
+    return open_images(path, axes=axes, right_align_axes=right_align)[0]
 
 
 class RawData(namedtuple("RawData", ("generator", "size", "description"))):
@@ -54,9 +54,11 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
         basepath: str | Path,
         source_dirs: Sequence[str],
         target_dir: str,
-        axes: str = "CZYX",
+        axes: str | None = "CZYX",
         pattern: str = "*.tif*",
         sort: bool = False,
+        *,
+        right_align_axes: bool = True,
     ) -> RawData:
         """Pairs of TIFF files with the same name in source folders and a target folder.
 
@@ -68,13 +70,18 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
             Folders of source images, chained in this order.
         target_dir : str
             Folder of target images (same file names).
-        axes : str
+        axes : str or None
             Axes of the images, right-aligned to each image's dimensions (``'CZYX'`` for a 3D
-            image means ``'ZYX'``).
+            image means ``'ZYX'``, as in csbdeep); ``None`` takes each file's axes from its
+            ImageJ/OME metadata (an error when a file has none).
         pattern : str
             Glob pattern of the files (case-sensitive, as csbdeep).
         sort : bool
             Natural sort inside each folder instead of csbdeep's directory order.
+        right_align_axes : bool
+            csbdeep's rule (default); ``False`` requires ``axes`` to name every dimension of
+            every image, as the command line does (a longer ``axes`` is then an error, never
+            silently shortened).
 
         Raises
         ------
@@ -109,16 +116,22 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
                 raise SourceNotFoundError(
                     f"{fy}: target image missing for source {fx}; add it or remove the source"
                 )
-        axes_n = axes_check_and_normalize(axes)
+        axes_n = None if axes is None else axes_check_and_normalize(axes)
 
         def _gen() -> Iterator[Item]:
             for fx, fy in pairs:
-                x, y = _open_tiff(fx, axes_n), _open_tiff(fy, axes_n)
+                x = _open_tiff(fx, axes_n, right_align_axes)
+                y = _open_tiff(fy, axes_n, right_align_axes)
+                if axes_n is None and x.axes != y.axes:
+                    raise AxesError(
+                        f"{fx}: axes {x.axes!r} (from its metadata) differ from its target's "
+                        f"{y.axes!r} ({fy}); pass axes= explicitly"
+                    )
                 yield x.data, y.data, x.axes, None
 
         description = (
             f"{basepath}: target='{target_dir}', sources={list(source_dirs)}, "
-            f"axes='{axes_n}', pattern='{pattern}'"
+            f"axes='{axes_n or 'from metadata'}', pattern='{pattern}'"
         )
         return RawData(_lazy(_gen, [str(f) for f, _ in pairs]), len(pairs), description)
 
