@@ -151,7 +151,7 @@ def interrupted_note(output: str | None) -> str:
         return f"the unfinished store {partial} is kept; rerun the same command to continue"
     if out.exists():
         return f"{out} was left as it was before this run"
-    return f"no partial output was left behind ({out} was not written)"
+    return f"{out} was not written and nothing partial was left behind"
 
 
 def one(values: list[str]) -> str | list[str]:
