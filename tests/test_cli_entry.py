@@ -229,7 +229,7 @@ def test_cluster_runs_give_identical_output(data: Path, tmp_path: Path) -> None:
         processes=False,
         protocol="tcp",
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address=":0",
     ) as cluster:
         sfile = tmp_path / "scheduler.json"
         sfile.write_text(json.dumps({"address": cluster.scheduler_address}))

@@ -108,7 +108,7 @@ _SPELLING = [
     (re.compile(r"\bpass overwrite=True \(--overwrite\)"), "pass --overwrite"),
     (re.compile(r"\boverwrite=True\b"), "--overwrite"),
     (re.compile(r"\bomit axes=(\.\.\.)?"), "omit --axes"),
-    (re.compile(r"\baxes=\.\.\.,?"), "--axes AXES"),
+    (re.compile(r"\baxes=\.\.\.(,?)"), r"--axes AXES\1"),
     (re.compile(r"\baxes=(['\"])([A-Za-z]+)\1"), r"--axes \2"),
     (re.compile(r"\baxes= explicitly"), "--axes explicitly"),
     (re.compile(r"\baxes=(?=[\s,;)]|$)"), "--axes"),
@@ -116,6 +116,8 @@ _SPELLING = [
     (re.compile(r"\bpattern=(['\"])([^'\"]*)\1"), r"--pattern '\2'"),
     (re.compile(r"\bn_patches_per_image=(\S+)"), r"-k \1"),
     (re.compile(r"\bpatch_size=(?=\()"), "--patch-size "),
+    (re.compile(r"\bpatch_filter=None\b"), "--no-filter"),
+    (re.compile(r"\bnormalization=None\b"), "--no-normalization"),
 ]
 
 
@@ -182,7 +184,7 @@ def _ranges(X: Any, Y: Any) -> str:
         if X.nbytes + Y.nbytes > RANGE_LIMIT:
             return (
                 f"not read back (output over {_size(RANGE_LIMIT)}; 'caredask inspect "
-                "OUTPUT --stats' gives them)"
+                "OUTPUT/X OUTPUT/Y --stats' gives them)"
             )
         import dask
 

@@ -92,6 +92,8 @@ def _stats(data: Any, q: Sequence[float]) -> str:
 
     lo, hi, pct = dask.compute(data.min(), data.max(), percentile(data, list(q)))
     shown = ", ".join(f"p{v:g} {float(x):.6g}" for v, x in zip(q, pct, strict=True))
+    exact = data.dtype.kind in "iub"
+    lo, hi = (int(v) if exact else f"{float(v):.6g}" for v in (lo, hi))
     return f"min {lo}, {shown}, max {hi}"
 
 
