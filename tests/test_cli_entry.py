@@ -327,3 +327,19 @@ def test_ctrl_c_one_line_exit_130(tmp_path: Path) -> None:
     assert stderr.strip().splitlines()[-1].startswith("caredask: interrupted (Ctrl-C); ")
     assert not out.exists() and not (tmp_path / "x.zarr.partial").exists()
     assert "nothing partial was left behind" in stderr
+
+
+def test_help_examples_are_valid_command_lines() -> None:
+    """Every example of every --help parses with the real parser (options exist, values fit)."""
+    import shlex
+
+    ap = build_parser()
+    subs = next(a for a in ap._actions if a.__class__.__name__ == "_SubParsersAction")
+    n = 0
+    for p in [ap, *subs.choices.values()]:
+        text = (p.epilog or "").replace("\\\n", " ")
+        for line in text.splitlines():
+            if line.strip().startswith("caredask "):
+                ap.parse_args(shlex.split(line)[1:])
+                n += 1
+    assert n >= 2 * len(subs.choices)

@@ -143,16 +143,26 @@ def print_error(message: str) -> None:
     print(f"caredask: error: {cli_spelling(message)}", file=sys.stderr, flush=True)
 
 
-def interrupted_note(output: str | None) -> str:
-    """What an interrupted run left behind at ``output`` (a file, store or folder)."""
+def interrupted_note(output: str | None, existed: bool) -> str:
+    """What an interrupted run left at ``output`` (a file, store or folder).
+
+    ``existed`` says whether ``output`` was there before the run started.
+    """
     if not output:
         return "nothing was written"
     out = Path(output)
     partial = out.with_name(out.name + ".partial")
     if partial.exists():
-        return f"the unfinished store {partial} is kept; rerun the same command to continue"
+        return (
+            f"the unfinished store {partial} is left on disk; rerun the same command (it "
+            "replaces or resumes it)"
+        )
+    if existed:
+        return f"{out} is still the one from before this run"
+    if out.is_dir() and out.suffix != ".zarr":
+        return f"what was already written under {out} stays there (remove it or pass --overwrite)"
     if out.exists():
-        return f"{out} was left as it was before this run"
+        return f"{out} was completed before the interrupt"
     return f"{out} was not written and nothing partial was left behind"
 
 

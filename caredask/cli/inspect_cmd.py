@@ -30,8 +30,8 @@ def add_parser(sub: Any) -> None:
         description=DESCRIPTION,
         epilog=examples(
             "caredask inspect data/low",
-            "caredask inspect data/low/img_000.tif image.ome.zarr scan.czi --axes ZYX",
-            "caredask inspect train.zarr --stats",
+            "caredask inspect data/low/img_000.tif image.ome.zarr scan.czi",
+            "caredask inspect train.zarr/X train.zarr/Y --stats --stats-percentiles 1 99",
         ),
         formatter_class=HelpFormatter,
     )

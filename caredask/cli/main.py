@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from .. import __version__
 from ..errors import CaredaskError
@@ -56,6 +57,8 @@ def _output_of(args: argparse.Namespace) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``caredask`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
+    output = _output_of(args)
+    existed = bool(output) and Path(str(output)).exists()
     try:
         return int(args.handler(args))
     except CaredaskError as e:
@@ -64,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         close_progress_bars()
         print(
-            f"caredask: interrupted (Ctrl-C); {interrupted_note(_output_of(args))}",
+            f"caredask: interrupted (Ctrl-C); {interrupted_note(output, existed)}",
             file=sys.stderr,
             flush=True,
         )
