@@ -18,16 +18,25 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "demo",
         help="write a small synthetic dataset and make training data from it, end to end",
-        description="Write 4 synthetic 32x256x256 uint16 source/target TIFF pairs to OUT/data "
-        "(OUT/data/low, OUT/data/GT) and make OUT/training_data.npz (128 patches of 16x64x64), "
+        description="Write 4 synthetic 32x256x256 uint16 source/target TIFF pairs to OUTPUT/data "
+        "(OUTPUT/data/low, OUTPUT/data/GT) and make OUTPUT/training_data.npz (128 patches of "
+        "16x64x64), "
         "the same file csbdeep's create_patches makes for seed 0.",
         epilog=examples(
             "caredask demo",
-            "caredask demo --out /tmp/demo --workers 2",
+            "caredask demo -o /tmp/caredask-demo --workers 2",
         ),
         formatter_class=HelpFormatter,
     )
-    p.add_argument("--out", default="caredask-demo", metavar="DIR", help="folder for the demo")
+    p.add_argument(
+        "--output",
+        "-o",
+        "--out",
+        dest="out",
+        default="caredask-demo",
+        metavar="DIR",
+        help="folder for the demo's data and training data",
+    )
     add_cluster_options(p)
     p.set_defaults(handler=run)
 
