@@ -19,6 +19,7 @@ from ..statistics.normalize import PercentileNormalization, sample_percentiles
 from ..transforms import Transform, broadcast_target, is_rng_free
 from ..writers.npz import save_training_data
 from .pipeline import Checker, PatchJob, compose_transforms, pull_items, run_pipeline
+from .progress import Progress
 from .sinks import MemorySink, ZarrSink
 
 __all__ = ["create_patches", "create_patches_reduced_target", "generate_training_data"]
@@ -33,12 +34,39 @@ def _is_zarr(save_file: Any) -> bool:
     return save_file is not None and str(save_file).rstrip("/").endswith(".zarr")
 
 
-def _progress(total: int, verbose: bool) -> Any:
-    if not verbose:
-        return None
-    from tqdm import tqdm
+def _job_record(
+    items: list[Any],
+    names: list[str],
+    patch_size: tuple[int, ...],
+    k: int,
+    job: PatchJob,
+    shuffle: bool,
+    seed_record: Any,
+    rng_state: str,
+) -> dict[str, Any]:
+    """The arguments that determine every output row (compared when resuming)."""
+    from dask.base import tokenize
 
-    return tqdm(total=total, unit="image", file=sys.stdout)
+    return {
+        "inputs": tokenize([(it.name, it.x.name, it.y.name) for it in items]),
+        "n_images": len(items),
+        "names": tokenize(names),
+        "patch_size": list(patch_size),
+        "n_patches_per_image": k,
+        "patch_filter": repr(job.patch_filter),
+        "normalization": repr(job.normalization),
+        "shuffle": bool(shuffle),
+        "seed": seed_record if isinstance(seed_record, int) else rng_state,
+        "caredask_version": __version__,
+    }
+
+
+def _labelled_names(raw_data: Any, transforms: Any, n_tf: int) -> list[str]:
+    names = list(getattr(raw_data.generator, "_caredask_names", []))
+    if n_tf > 1:  # e.g. img.tif#flipX,c1: which transform output each image is
+        labels = transform_labels(list(transforms or []))
+        names = [f"{nm}#{lab}" if lab else nm for nm in names for lab in labels]
+    return names
 
 
 def _run(
@@ -56,6 +84,9 @@ def _run(
     rng: np.random.RandomState,
     overwrite: bool,
     seed_record: Any,
+    memory_budget: int | str | None = None,
+    progress: Progress | None = None,
+    resume: bool = True,
 ) -> tuple[Any, Any, str]:
     patch_size = tuple(int(p) for p in patch_size)
     k = int(n_patches_per_image)
@@ -64,21 +95,11 @@ def _run(
     apply, n_tf, tf_rng_free = compose_transforms(transforms, patch_axes)
     n_images = int(raw_data.size) * n_tf
     n_total = n_images * k
-    names = list(getattr(raw_data.generator, "_caredask_names", []))
-    if n_tf > 1:  # e.g. img.tif#flipX,c1: which transform output each image is
-        labels = transform_labels(list(transforms or []))
-        names = [f"{nm}#{lab}" if lab else nm for nm in names for lab in labels]
+    names = _labelled_names(raw_data, transforms, n_tf)
+    rng_state = _state_token(rng)
     if verbose:
         print(f"{n_images} raw images x {k} patches -> {n_total} patches of size {patch_size}")
-    bar = _progress(n_images, verbose)
-    job = PatchJob(
-        patch_size,
-        k,
-        patch_filter,
-        normalization,
-        rng,
-        progress=None if bar is None else bar.update,
-    )
+    job = PatchJob(patch_size, k, patch_filter, normalization, rng, memory_budget=memory_budget)
     check = Checker(patch_size)
     items: Any = pull_items(apply(raw_data.generator()), n_images, names, job, check)
     # csbdeep draws the shuffle permutation after every per-image draw.  When neither the
@@ -87,13 +108,21 @@ def _run(
     # their final rows.
     planned = job.known and is_rng_free(raw_data.generator) and tf_rng_free
     perm = None
+    estimate = 0
     if planned:
         items = list(items)
         _check_count(len(items), n_images)
         perm = rng.permutation(n_total) if shuffle else None
+        estimate = sum(2 * (it.x.npartitions + it.y.npartitions) for it in items)
+    if progress is None:
+        progress = Progress(n_images, estimate, enabled=verbose)
+    else:
+        progress.n_images, progress.estimate = n_images, estimate
+    job.progress = progress
     sink: Any = MemorySink(n_total, patch_size, k, perm)
     if _is_zarr(save_file) and planned:
         assert check.axes is not None
+        record = _job_record(items, names, patch_size, k, job, shuffle, seed_record, rng_state)
         sink = ZarrSink(
             save_file,
             n_total,
@@ -103,17 +132,25 @@ def _run(
             perm,
             check.channel,
             overwrite,
+            job=record,
+            resume=resume,
         )
+        if sink.resumed:
+            progress.image_done(sink.resumed)
+            print(
+                f"caredask: resuming {sink.writer.partial_path}: {sink.resumed} of {n_images} "
+                "images already written",
+                file=sys.stderr,
+            )
     try:
         n_done = run_pipeline(iter(items), job, check, sink)
         _check_count(n_done, n_images)
     except BaseException:
         if isinstance(sink, ZarrSink):
-            sink.abort()
+            _keep_or_abort(sink, n_images)
         raise
     finally:
-        if bar is not None:
-            bar.close()
+        progress.close()
     assert check.axes is not None
     if not planned and shuffle:
         perm = rng.permutation(n_total)
@@ -136,6 +173,24 @@ def _run(
         record,
         overwrite,
         verbose,
+    )
+
+
+def _state_token(rng: np.random.RandomState) -> str:
+    from dask.base import tokenize
+
+    return "RandomState " + tokenize(rng.get_state(legacy=False))
+
+
+def _keep_or_abort(sink: ZarrSink, n_images: int) -> None:
+    """After a failure: keep a store that holds finished images (to resume), else remove it."""
+    if not sink.records:
+        sink.abort()
+        return
+    print(
+        f"caredask: kept {sink.writer.partial_path} with {len(sink.records)} of {n_images} "
+        "images written; rerun the same command to resume",
+        file=sys.stderr,
     )
 
 
@@ -168,7 +223,12 @@ def _finish(
         from ..writers.zarr_store import save_training_data_zarr
 
         save_training_data_zarr(
-            save_file, X, Y, axes_out, attrs={**record, "images": sink.records}, overwrite=overwrite
+            save_file,
+            X,
+            Y,
+            axes_out,
+            attrs={**record, "images": sink.image_records()},
+            overwrite=overwrite,
         )
     elif save_file is not None:
         if verbose:
@@ -331,6 +391,9 @@ def generate_training_data(
     shuffle: bool = True,
     overwrite: bool = False,
     verbose: bool = False,
+    memory_budget: int | str | None = None,
+    progress: Progress | None = None,
+    resume: bool = True,
 ) -> tuple[Any, Any, str]:
     """caredask's native API: csbdeep's algorithm with an explicit seed, no global state.
 
@@ -338,6 +401,36 @@ def generate_training_data(
     and ``normalization`` default to csbdeep's defaults (built without touching numpy's global
     random state); pass ``None`` to disable either.  A ``*.zarr`` ``save_file`` is never
     overwritten unless ``overwrite=True``.
+
+    Parameters
+    ----------
+    raw_data, patch_size, n_patches_per_image, patch_axes, transforms, shuffle
+        As in :func:`create_patches`.
+    seed : int or numpy.random.RandomState
+        All random numbers come from it, drawn in csbdeep's order.
+    save_file : str or Path, optional
+        ``*.npz`` (gathered on the client) or ``*.zarr``: the workers write the patches
+        straight into the store; the client holds only coordinates and per-image records.
+    overwrite : bool
+        Replace an existing ``*.zarr`` store.
+    verbose : bool
+        A summary line and progress (chunks per pass, images done) on stderr.
+    memory_budget : int or str, optional
+        Memory the batches in flight may hold (``"4GiB"``); default 2 GiB locally (a quarter
+        of smaller machines' memory), half the workers' memory on a ``distributed`` cluster.
+    progress : Progress, optional
+        Counters to report to (see :class:`caredask.sampling.progress.Progress`).
+    resume : bool
+        ``*.zarr`` output: continue an interrupted run of the same job from its ``.partial``
+        store (images already written are skipped); False starts over.
+
+    Returns
+    -------
+    X, Y : numpy.ndarray or dask.array.Array
+        numpy arrays for in-memory and ``.npz`` output; dask arrays reading the store for
+        ``.zarr`` output.
+    axes : str
+        ``'SC' + axes without 'C'``.
     """
     rng = seed if isinstance(seed, np.random.RandomState) else np.random.RandomState(seed)
     if isinstance(patch_filter, str) and patch_filter == "default":
@@ -362,4 +455,7 @@ def generate_training_data(
         rng=rng,
         overwrite=overwrite,
         seed_record=seed_record,
+        memory_budget=memory_budget,
+        progress=progress,
+        resume=resume,
     )

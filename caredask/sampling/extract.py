@@ -1,9 +1,12 @@
-"""Patch extraction that reads each touched chunk once: one task per chunk cuts all its pieces.
+"""Patch extraction that reads each touched chunk once, and finishes patches on the workers.
 
 ``da.stack([x[s] for s in slices])`` makes dask unify chunk boundaries of every patch (see the
 dask notes: 425 s instead of 3 s) and keeps chunks alive across many patches.  Here the patches
-are grouped by the chunks they touch; each chunk task returns only the small pieces, so memory
-is bounded by the chunks in flight plus the output.
+are grouped by the chunks they touch; each chunk task returns only the small pieces.  Groups of
+patches are then *finished* by one task each (:func:`finish_group`): pieces assembled,
+normalised, moved to csbdeep's layout and either written straight into the output store (rows
+are chunks of their own, so tasks never share a chunk) or returned (in-memory output).  The
+client only ever sees the patch coordinates.
 """
 
 from __future__ import annotations
@@ -12,20 +15,40 @@ import itertools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import dask
 import dask.array as da
 import numpy as np
+from dask.base import tokenize
 from dask.delayed import Delayed
 
-__all__ = ["PatchPlan", "assemble", "cut_pieces", "plan_patches"]
+from ..statistics.normalize import FixedRangeNormalization, normalize_mi_ma
+
+__all__ = [
+    "GroupSpec",
+    "PatchNorm",
+    "PatchPlan",
+    "assemble",
+    "cut_pieces",
+    "finish_group",
+    "group_tasks",
+    "plan_patches",
+    "to_output_layout",
+]
 
 Slices = tuple[slice, ...]
+Dest = tuple[int, Slices]
 
 
 def cut_pieces(block: np.ndarray, local: Sequence[Slices]) -> list[np.ndarray]:
     """Kernel: copies of the given regions of one chunk (copies, so the chunk can be freed)."""
     return [np.array(block[s], copy=True) for s in local]
+
+
+def to_output_layout(a: np.ndarray, channel: int | None) -> np.ndarray:
+    """``(n, *patch)`` to csbdeep's ``(S, C, ...)`` layout."""
+    return a[:, None] if channel is None else np.moveaxis(a, 1 + channel, 1)
 
 
 @dataclass
@@ -35,7 +58,7 @@ class PatchPlan:
     shape: tuple[int, ...]
     dtype: np.dtype
     tasks: list[Delayed]
-    dests: list[list[tuple[int, Slices]]]
+    dests: list[list[Dest]]
 
 
 def _chunk_ranges(bounds: np.ndarray, lo: int, hi: int) -> range:
@@ -64,7 +87,9 @@ def plan_patches(a: da.Array, starts: np.ndarray, patch_size: Sequence[int]) -> 
     blocks = a.to_delayed(optimize_graph=False)
     tasks, dests = [], []
     for idx, items in groups.items():
-        tasks.append(dask.delayed(cut_pieces, pure=True)(blocks[idx], [it[1] for it in items]))
+        cuts: list[Slices] = [it[1] for it in items]
+        name = f"caredask-cut-{tokenize(a.name, idx, cuts)}"
+        tasks.append(dask.delayed(cut_pieces, pure=True)(blocks[idx], cuts, dask_key_name=name))
         dests.append([(it[0], it[2]) for it in items])
     shape = (len(starts), *patch_size)
     return PatchPlan(shape, a.dtype, tasks, dests)
@@ -72,8 +97,113 @@ def plan_patches(a: da.Array, starts: np.ndarray, patch_size: Sequence[int]) -> 
 
 def assemble(plan: PatchPlan, results: Sequence[list[np.ndarray]]) -> np.ndarray:
     """Place the computed pieces of ``plan`` into a ``(k, *patch_size)`` array."""
-    out = np.empty(plan.shape, dtype=plan.dtype)
-    for pieces, dests in zip(results, plan.dests, strict=True):
-        for piece, (pid, dest) in zip(pieces, dests, strict=True):
-            out[(pid, *dest)] = piece  # type: ignore[index]
+    return assemble_rows(plan.shape, plan.dtype, 0, plan.shape[0], results, plan.dests)
+
+
+def assemble_rows(
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    lo: int,
+    hi: int,
+    results: Sequence[list[np.ndarray]],
+    dests: Sequence[list[Dest]],
+) -> np.ndarray:
+    """Kernel: patches ``lo..hi`` of a stack from chunk pieces (pieces of other rows ignored)."""
+    out = np.empty((hi - lo, *shape[1:]), dtype=dtype)
+    for pieces, dst in zip(results, dests, strict=True):
+        for piece, (pid, sl) in zip(pieces, dst, strict=True):
+            if lo <= pid < hi:
+                out[(pid - lo, *sl)] = piece  # type: ignore[index]
+    return out
+
+
+@dataclass(frozen=True)
+class PatchNorm:
+    """Normalisation of a group of patches: per-patch ranges, fixed ranges, or a float cast.
+
+    ``x_lo``.. are the group's rows of the per-image percentile arrays (``(n, 1.., C, ..1)``).
+    Every operation is elementwise, so finishing patches in groups equals csbdeep's whole stack.
+    """
+
+    x_lo: np.ndarray | None = None
+    x_hi: np.ndarray | None = None
+    y_lo: np.ndarray | None = None
+    y_hi: np.ndarray | None = None
+    fixed: FixedRangeNormalization | None = None
+
+    def __call__(
+        self, px: np.ndarray, py: np.ndarray, channel: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if self.fixed is not None:
+            return self.fixed(px, py, None, None, None, channel)
+        if self.x_lo is None:
+            return px.astype(np.float32), py.astype(np.float32)
+        return normalize_mi_ma(px, self.x_lo, self.x_hi), normalize_mi_ma(py, self.y_lo, self.y_hi)
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """Everything one finishing task needs besides the chunk pieces (small, picklable)."""
+
+    lo: int
+    hi: int
+    shape: tuple[int, ...]
+    x_dtype: np.dtype
+    y_dtype: np.dtype
+    x_dests: list[list[Dest]]
+    y_dests: list[list[Dest]]
+    norm: PatchNorm
+    channel: int | None
+    rows: np.ndarray | None = None  # output rows; None: return the patches
+    target: Any = None  # (X, Y) zarr arrays to write into
+    target_id: str = ""  # names the target in task keys
+
+
+def finish_group(
+    spec: GroupSpec, x_parts: Sequence[list[np.ndarray]], y_parts: Sequence[list[np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray] | int:
+    """Assemble, normalise and deliver one group of patches.
+
+    With ``spec.target`` the patches are written to rows ``spec.rows`` of the output arrays (in
+    csbdeep's layout) and the number of rows written is returned; otherwise the normalised
+    ``(px, py)`` are returned in ``(n, *patch)`` layout.
+    """
+    px = assemble_rows(spec.shape, spec.x_dtype, spec.lo, spec.hi, x_parts, spec.x_dests)
+    py = assemble_rows(spec.shape, spec.y_dtype, spec.lo, spec.hi, y_parts, spec.y_dests)
+    nx, ny = spec.norm(px, py, spec.channel)
+    if spec.target is None:
+        return nx, ny
+    X, Y = spec.target
+    rows = np.asarray(spec.rows, dtype=np.int64)
+    X.oindex[rows] = to_output_layout(np.asarray(nx, np.float32), spec.channel)
+    Y.oindex[rows] = to_output_layout(np.asarray(ny, np.float32), spec.channel)
+    return int(rows.size)
+
+
+def _touching(dests: list[list[Dest]], lo: int, hi: int) -> list[int]:
+    return [i for i, d in enumerate(dests) if any(lo <= pid < hi for pid, _ in d)]
+
+
+def group_tasks(
+    x_plan: PatchPlan,
+    y_plan: PatchPlan,
+    group_size: int,
+    make_spec: Any,
+) -> list[Delayed]:
+    """One :func:`finish_group` task per ``group_size`` patches, fed by the chunks they touch.
+
+    ``make_spec(lo, hi, x_dests, y_dests)`` builds the group's :class:`GroupSpec`.
+    """
+    n = x_plan.shape[0]
+    out = []
+    for lo in range(0, n, max(1, group_size)):
+        hi = min(n, lo + max(1, group_size))
+        xi, yi = _touching(x_plan.dests, lo, hi), _touching(y_plan.dests, lo, hi)
+        spec = make_spec(lo, hi, [x_plan.dests[i] for i in xi], [y_plan.dests[i] for i in yi])
+        xt, yt = [x_plan.tasks[i] for i in xi], [y_plan.tasks[i] for i in yi]
+        token = tokenize(
+            [t.key for t in xt], [t.key for t in yt], lo, hi, spec.rows, spec.norm, spec.target_id
+        )
+        name = f"caredask-write-{token}"
+        out.append(dask.delayed(finish_group, pure=True)(spec, xt, yt, dask_key_name=name))
     return out

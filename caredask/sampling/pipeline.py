@@ -1,4 +1,4 @@
-"""The patch pipeline: csbdeep's ``create_patches`` algorithm, lazily and in batches.
+"""The patch pipeline: csbdeep's ``create_patches`` algorithm, lazily, batches in flight.
 
 Per batch of image pairs (pulled from the generator in csbdeep's order, random numbers drawn
 at each pull exactly as csbdeep draws them):
@@ -8,10 +8,12 @@ at each pull exactly as csbdeep draws them):
 2. one blockwise pass builds the eligibility mask, bit-packed and kept (persisted), and counts
    eligible centres per line;
 3. csbdeep's C-order ranks are drawn and located from those counts;
-4. one task per touched chunk cuts the patches, which are normalised and handed to a sink.
+4. one task per touched chunk cuts the pieces, and one task per group of patches assembles,
+   normalises and writes them (:mod:`caredask.sampling.extract`).
 
-Custom (non-caredask) filter or normalisation callables get whole images in memory, exactly as
-in csbdeep, one image at a time.
+Several batches are in flight at once, as many as the memory budget allows
+(:mod:`caredask.sampling.schedule`).  Custom (non-caredask) filter or normalisation callables
+get whole images in memory, exactly as in csbdeep, one image at a time.
 """
 
 from __future__ import annotations
@@ -40,11 +42,12 @@ from ..masks.filters import BackgroundFilter
 from ..statistics.normalize import (
     FixedRangeNormalization,
     PercentileNormalization,
-    normalize_mi_ma,
 )
 from ..transforms import Transform, is_rng_free, permute_axes
 from .centres import choose_ranks, locate_ranks, ranks_to_centres_dense
-from .extract import assemble, plan_patches
+from .extract import GroupSpec, PatchNorm, group_tasks, plan_patches
+from .progress import Monitor, Progress
+from .schedule import InFlight, batch_cost, cluster_threads, resolve_budget
 from .stats import ImageStats, batch_statistics
 
 __all__ = ["Checker", "Item", "PatchJob", "compose_transforms", "pull_items", "run_pipeline"]
@@ -76,9 +79,11 @@ class PatchJob:
     patch_filter: Any
     normalization: Any
     rng: np.random.RandomState
-    batch_voxels: int = 2**30
+    batch_voxels: int = 2**27
     batch_images: int = 256
-    progress: Callable[[int], None] | None = None
+    memory_budget: int | str | None = None
+    progress: Progress | None = None
+    group_bytes: int = 32 * 2**20
 
     @property
     def known(self) -> bool:
@@ -273,31 +278,49 @@ def _locate_centres(items: list[Item], job: PatchJob) -> None:
         it.starts = it.starts - np.array([p // 2 for p in ps], dtype=np.int64)
 
 
-def _extract(items: list[Item], job: PatchJob) -> list[tuple[np.ndarray, np.ndarray]]:
-    plans = []
-    for it in items:
-        assert it.starts is not None
-        plans.append(plan_patches(it.y, it.starts, job.patch_size))
-        plans.append(plan_patches(it.x, it.starts, job.patch_size))
-    results = dask.compute(*[p.tasks for p in plans])
-    arrays = [assemble(p, r) for p, r in zip(plans, results, strict=True)]
-    return [(arrays[2 * i + 1], arrays[2 * i]) for i in range(len(items))]
-
-
-def _normalise(
-    it: Item, px: np.ndarray, py: np.ndarray, job: PatchJob, channel: int | None
-) -> tuple[np.ndarray, np.ndarray]:
+def _norm_of(it: Item, job: PatchJob, lo: int, hi: int) -> PatchNorm:
     if isinstance(job.normalization, FixedRangeNormalization):
-        return job.normalization(px, py, None, None, None, channel)
+        return PatchNorm(fixed=job.normalization)
     st = it.stats
     if st.x_lo is None:
-        return px.astype(np.float32), py.astype(np.float32)
-    return normalize_mi_ma(px, st.x_lo, st.x_hi), normalize_mi_ma(py, st.y_lo, st.y_hi)
+        return PatchNorm()
+    rows = slice(lo, hi)
+    return PatchNorm(st.x_lo[rows], st.x_hi[rows], st.y_lo[rows], st.y_hi[rows])  # type: ignore[index]
+
+
+def _finish_tasks(it: Item, job: PatchJob, channel: int | None, sink: Any) -> list[Any]:
+    """Delayed tasks that cut, normalise and deliver the patches of one item."""
+    assert it.starts is not None
+    px, py = (
+        plan_patches(it.x, it.starts, job.patch_size),
+        plan_patches(it.y, it.starts, job.patch_size),
+    )
+    rows, target, target_id = sink.target(it)
+    group = max(1, job.group_bytes // (8 * int(np.prod(job.patch_size))))
+
+    def spec(lo: int, hi: int, xd: list[Any], yd: list[Any]) -> GroupSpec:
+        return GroupSpec(
+            lo,
+            hi,
+            px.shape,
+            px.dtype,
+            py.dtype,
+            xd,
+            yd,
+            _norm_of(it, job, lo, hi),
+            channel,
+            None if rows is None else rows[lo:hi],
+            target,
+            target_id,
+        )
+
+    return group_tasks(px, py, group, spec)
 
 
 def _process_lazy(
-    items: list[Item], job: PatchJob, channel: int | None
-) -> list[tuple[np.ndarray, np.ndarray]]:
+    items: list[Item], job: PatchJob, channel: int | None, sink: Any
+) -> list[tuple[Item, list[Any]]]:
+    """All passes of one batch (runs in a client thread); results per item."""
     stats = batch_statistics(
         [(it.x, it.y, channel, it.pairs) for it in items],
         job.patch_filter,
@@ -306,10 +329,9 @@ def _process_lazy(
     for it, st in zip(items, stats, strict=True):
         it.stats = st
     _locate_centres(items, job)
-    patches = _extract(items, job)
-    return [
-        _normalise(it, px, py, job, channel) for it, (px, py) in zip(items, patches, strict=True)
-    ]
+    tasks = [_finish_tasks(it, job, channel, sink) for it in items]
+    results = dask.compute(*tasks)
+    return list(zip(items, [list(r) for r in results], strict=True))
 
 
 def _process_eager(it: Item, job: PatchJob, channel: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -352,26 +374,64 @@ def _batches(items: Iterator[Item], job: PatchJob) -> Iterator[list[Item]]:
         yield batch
 
 
+def _estimate(items: list[Item], k: int) -> int:
+    """Chunk tasks of the whole job: two statistics and one mask pass, extraction."""
+    n = 0
+    for it in items:
+        parts = it.x.npartitions + it.y.npartitions
+        n += 2 * parts + min(2 * k, parts)
+    return n
+
+
+def _run_lazy(items: Iterator[Item], job: PatchJob, check: Checker, sink: Any, mon: Monitor) -> int:
+    client, progress = mon.client, mon.progress
+    budget = resolve_budget(job.memory_budget, client)
+    threads = cluster_threads(client)
+    n_done = 0
+    with InFlight(budget, max(2, 2 * threads), progress, wait_on_error=client is None) as pool:
+
+        def accept(results: list[tuple[Item, list[Any]]]) -> None:
+            nonlocal n_done
+            for it, out in results:
+                sink.accept(it, out)
+                progress.image_done()
+                n_done += 1
+
+        for batch in _batches(items, job):
+            todo = [it for it in batch if it.index not in sink.skip]
+            n_done += len(batch) - len(todo)
+            if not todo:
+                continue
+            cost = batch_cost([(it.x, it.y) for it in todo], job.k, job.patch_size, threads)
+            for res in pool.submit(cost, _process_lazy, todo, job, check.channel, sink):
+                accept(res)
+        for res in pool.drain():
+            accept(res)
+    return n_done
+
+
 def run_pipeline(
     items: Iterator[Item],
     job: PatchJob,
     check: Checker,
-    sink: Callable[[list[Item], list[tuple[np.ndarray, np.ndarray]]], None],
+    sink: Any,
 ) -> int:
-    """Process pulled items (see :func:`pull_items`) in batches; hand each batch to ``sink``.
+    """Process pulled items (see :func:`pull_items`); hand each finished item to ``sink``.
 
-    Returns the number of images processed.
+    ``sink`` provides ``target(item)`` (where the finishing tasks write, if anywhere),
+    ``accept(item, results)`` and ``skip`` (indices already done, when resuming).  Returns the
+    number of images processed (or skipped as done).
     """
-    n_done = 0
-    for batch in _batches(items, job):
-        if job.known:
-            out = _process_lazy(batch, job, check.channel)
-        else:
-            out = [_process_eager(it, job, check.channel) for it in batch]
-        sink(batch, out)
-        n_done += len(batch)
-        if job.progress is not None:
-            job.progress(len(batch))
+    progress = job.progress or Progress(0, enabled=False)
+    if job.known:
+        with Monitor(progress) as mon:
+            n_done = _run_lazy(items, job, check, sink, mon)
+    else:
+        n_done = 0
+        for it in items:
+            sink.accept_eager(it, _process_eager(it, job, check.channel))
+            progress.image_done()
+            n_done += 1
     if n_done == 0 or check.axes is None:
         raise InputError("no images to sample patches from: the raw data yielded no image pairs")
     return n_done

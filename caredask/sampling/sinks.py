@@ -1,8 +1,10 @@
-"""Where processed patches go: memory (csbdeep's return value) or a streaming Zarr store.
+"""Where finished patches go: memory (csbdeep's return value) or a Zarr store the workers write.
 
-A sink receives each batch in sample order (image by image, patch by patch).  When the final
-shuffle permutation is known up front the rows go straight to their shuffled positions;
-otherwise the memory sink permutes at the end, as csbdeep does.
+A sink says where the finishing tasks deliver an item's patches (:meth:`target`): nowhere (the
+patches come back to the client, for in-memory and ``.npz`` output) or straight into rows of a
+Zarr store.  When the final shuffle permutation is known up front the rows are the shuffled
+positions; otherwise the memory sink permutes at the end, as csbdeep does.  The Zarr sink
+records each finished image in its ``.partial`` store, so an interrupted job resumes there.
 """
 
 from __future__ import annotations
@@ -13,14 +15,10 @@ from typing import Any
 import numpy as np
 
 from ..writers.zarr_store import TrainingDataWriter
+from .extract import to_output_layout
 from .pipeline import Item
 
-__all__ = ["MemorySink", "ZarrSink", "to_output_layout"]
-
-
-def to_output_layout(a: np.ndarray, channel: int | None) -> np.ndarray:
-    """``(n, *patch)`` to csbdeep's ``(S, C, ...)`` layout."""
-    return a[:, None] if channel is None else np.moveaxis(a, 1 + channel, 1)
+__all__ = ["MemorySink", "ZarrSink", "record", "to_output_layout"]
 
 
 class _Rows:
@@ -30,25 +28,37 @@ class _Rows:
         self.k = k
         self.inv = None if perm is None else np.argsort(perm)
 
-    def of(self, item: Item) -> np.ndarray:
-        rows = np.arange(item.index * self.k, (item.index + 1) * self.k)
+    def of(self, index: int) -> np.ndarray:
+        rows = np.arange(index * self.k, (index + 1) * self.k)
         return rows if self.inv is None else self.inv[rows]
 
 
 class MemorySink:
     """Collects all patches in RAM (what csbdeep's ``create_patches`` returns)."""
 
+    skip: frozenset[int] = frozenset()
+
     def __init__(self, n: int, patch_size: tuple[int, ...], k: int, perm: np.ndarray | None):
         self.X = np.empty((n, *patch_size), np.float32)
         self.Y = np.empty_like(self.X)
         self.rows = _Rows(k, perm)
-        self.records: list[dict[str, Any]] = []
+        self.records: dict[int, dict[str, Any]] = {}
 
-    def __call__(self, items: list[Item], out: list[tuple[np.ndarray, np.ndarray]]) -> None:
-        for it, (px, py) in zip(items, out, strict=True):
-            r = self.rows.of(it)
-            self.X[r], self.Y[r] = px, py
-            self.records.append(record(it))
+    def target(self, item: Item) -> tuple[None, None, str]:
+        """The finishing tasks return their patches."""
+        return None, None, ""
+
+    def accept(self, item: Item, results: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Place an item's finished groups of patches."""
+        px = np.concatenate([r[0] for r in results])
+        py = np.concatenate([r[1] for r in results])
+        self.accept_eager(item, (px, py))
+
+    def accept_eager(self, item: Item, out: tuple[np.ndarray, np.ndarray]) -> None:
+        """Place an item's normalised patches computed on the client."""
+        r = self.rows.of(item.index)
+        self.X[r], self.Y[r] = out
+        self.records[item.index] = record(item)
 
     def finish(self, perm: np.ndarray | None, channel: int | None) -> tuple[np.ndarray, ...]:
         """Apply a late permutation, move the channel axis; return ``X, Y``."""
@@ -57,9 +67,18 @@ class MemorySink:
             X, Y = X[perm], Y[perm]
         return to_output_layout(X, channel), to_output_layout(Y, channel)
 
+    def image_records(self) -> list[dict[str, Any]]:
+        """Per-image provenance in image order."""
+        return [self.records[i] for i in sorted(self.records)]
+
 
 class ZarrSink:
-    """Streams patches into a Zarr v3 store; rows land at their shuffled positions."""
+    """Patches written by the workers into a Zarr v3 store, rows at their shuffled positions.
+
+    The client keeps only coordinates and per-image records.  With ``job`` (the arguments
+    that determine every row) an interrupted store of the same job is resumed: images it
+    recorded as finished are skipped (:attr:`skip`).
+    """
 
     def __init__(
         self,
@@ -71,32 +90,58 @@ class ZarrSink:
         perm: np.ndarray | None,
         channel: int | None,
         overwrite: bool,
+        job: dict[str, Any] | None = None,
+        resume: bool = True,
     ) -> None:
         self.writer = TrainingDataWriter(
-            path, n, patch_shape, patch_shape, axes_out, overwrite=overwrite
+            path,
+            n,
+            patch_shape,
+            patch_shape,
+            axes_out,
+            overwrite=overwrite,
+            job=job,
+            resume=resume,
         )
         self.rows = _Rows(k, perm)
-        self.channel = channel
-        self.records: list[dict[str, Any]] = []
+        self.k = k
         ndim = len(patch_shape) - (1 if channel is None else 0)
         self.starts = np.zeros((n, ndim), np.int64)
         self.image = np.zeros(n, np.int64)
+        self.records: dict[int, dict[str, Any]] = {}
+        for index, rec in self.writer.done_records().items():
+            self._keep(index, rec)
+        self.skip = frozenset(self.records)
 
-    def __call__(self, items: list[Item], out: list[tuple[np.ndarray, np.ndarray]]) -> None:
-        for it, (px, py) in zip(items, out, strict=True):
-            r = self.rows.of(it)
-            self.writer.write(
-                r, to_output_layout(px, self.channel), to_output_layout(py, self.channel)
-            )
-            assert it.starts is not None
-            self.starts[r], self.image[r] = it.starts, it.index
-            self.records.append(record(it, starts=False))
+    @property
+    def resumed(self) -> int:
+        """Images taken over from an interrupted run."""
+        return len(self.skip)
+
+    def _keep(self, index: int, rec: dict[str, Any]) -> None:
+        r = self.rows.of(index)
+        self.starts[r] = np.asarray(rec.pop("patch_starts"), np.int64)
+        self.image[r] = index
+        self.records[index] = rec
+
+    def target(self, item: Item) -> tuple[np.ndarray, tuple[Any, Any], str]:
+        """The finishing tasks write the item's rows of ``X`` and ``Y``."""
+        w = self.writer
+        return self.rows.of(item.index), (w.X, w.Y), str(w.partial_path)
+
+    def accept(self, item: Item, results: list[int]) -> None:
+        """All rows of ``item`` are written: record it (durably, for resuming)."""
+        if sum(results) != self.k:
+            raise RuntimeError(f"{item.name}: {sum(results)} of {self.k} patches written")
+        rec = record(item)
+        self.writer.mark_done(item.index, rec)
+        self._keep(item.index, rec)
 
     def close(self, provenance: dict[str, Any]) -> Path:
         """Write coordinates and provenance, mark complete, move into place."""
         self.writer.add_array("patch_start", self.starts)
         self.writer.add_array("patch_image", self.image)
-        self.writer.set_attrs(**provenance, images=self.records)
+        self.writer.set_attrs(**provenance, images=[self.records[i] for i in sorted(self.records)])
         self.writer.close()
         return self.writer.path
 
@@ -105,8 +150,8 @@ class ZarrSink:
         self.writer.abort()
 
 
-def record(it: Item, starts: bool = True) -> dict[str, Any]:
-    """Provenance of one image: name, seed, threshold, percentiles (and patch starts)."""
+def record(it: Item) -> dict[str, Any]:
+    """Provenance of one image: name, seed, threshold, percentiles and patch starts."""
     st = it.stats
     return {
         "index": it.index,
@@ -115,5 +160,5 @@ def record(it: Item, starts: bool = True) -> dict[str, Any]:
         "seed": it.seed,
         "threshold": None if st.threshold is None else float(st.threshold),
         "percentiles": None if it.pairs is None else it.pairs.tolist(),
-        "patch_starts": it.starts.tolist() if starts and it.starts is not None else None,
+        "patch_starts": None if it.starts is None else it.starts.tolist(),
     }

@@ -140,6 +140,12 @@ class TrainingDataWriter:
     attrs : dict, optional
         Provenance record (sources, patch size, seed, percentiles, coordinates, ...), stored as
         ``attrs['caredask']``; see :meth:`set_attrs`.
+    job : dict, optional
+        The arguments that determine every row (JSON).  With it, an interrupted ``.partial``
+        store of the same job is reopened (``resumed`` is then True; see :meth:`done_records`)
+        and one of another job is refused, naming the arguments that differ.
+    resume : bool, default True
+        With ``job``: reopen a matching ``.partial`` store; False discards it and starts over.
 
     Raises
     ------
@@ -166,6 +172,8 @@ class TrainingDataWriter:
         *,
         overwrite: bool = False,
         attrs: dict[str, Any] | None = None,
+        job: dict[str, Any] | None = None,
+        resume: bool = True,
     ) -> None:
         self.path = _local_path(path)
         self.partial_path = self.path.with_name(self.path.name + ".partial")
@@ -177,17 +185,59 @@ class TrainingDataWriter:
         self._record: dict[str, Any] = _check_json({"kind": STORE_KIND, **(attrs or {})})
         self._record.setdefault("caredask_version", __version__)
         _check_destination(self.path, overwrite)
-        _remove_stale_partial(self.partial_path)
-        self.partial_path.parent.mkdir(parents=True, exist_ok=True)
         self._closed = False
-        self._group = zarr.open_group(
-            self.partial_path,
-            mode="w-",
-            zarr_format=3,
-            attributes=self._attributes(complete=False),
-        )
-        self.X = self._create("X", x_shape)
-        self.Y = self._create("Y", y_shape)
+        self.resumed = False
+        if job is not None:
+            self._record["job"] = _check_json(job)
+            self.resumed = resume and self._resume(job)
+        if not self.resumed:
+            _remove_stale_partial(self.partial_path)
+            self.partial_path.parent.mkdir(parents=True, exist_ok=True)
+            self._group = zarr.open_group(
+                self.partial_path,
+                mode="w-",
+                zarr_format=3,
+                attributes=self._attributes(complete=False),
+            )
+            self.X = self._create("X", x_shape)
+            self.Y = self._create("Y", y_shape)
+
+    def _resume(self, job: dict[str, Any]) -> bool:
+        """Reopen an interrupted ``.partial`` store of the same job; refuse another job's."""
+        if not (_is_caredask_store(self.partial_path) and not self.partial_path.is_symlink()):
+            return False
+        group = zarr.open_group(self.partial_path, mode="r+", zarr_format=3)
+        record = dict(group.attrs).get("caredask", {})
+        old = record.get("job") if isinstance(record, dict) else None
+        if not isinstance(old, dict) or "X" not in group or "Y" not in group:
+            return False  # written by save_training_data_zarr: nothing to resume
+        new = self._record["job"]
+        if old != new:
+            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            shown = ", ".join(f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in diff[:4])
+            raise InputError(
+                f"{str(self.partial_path)!r} holds an interrupted run with other arguments "
+                f"({shown}); rerun with the same arguments to resume it, or start over with "
+                "resume=False (command line: --restart)"
+            )
+        self._group = group
+        x, y = group["X"], group["Y"]
+        assert isinstance(x, zarr.Array) and isinstance(y, zarr.Array)
+        self.X, self.Y = x, y
+        return True
+
+    def mark_done(self, index: int, record: dict[str, Any]) -> None:
+        """Record that every row of image ``index`` is written (its record kept for resuming)."""
+        progress = self._group.require_group("progress")
+        progress.create_group(str(int(index)), attributes=_check_json(record), overwrite=True)
+
+    def done_records(self) -> dict[int, dict[str, Any]]:
+        """Records of the images an interrupted run finished (see :meth:`mark_done`)."""
+        if "progress" not in self._group:
+            return {}
+        progress = self._group["progress"]
+        assert isinstance(progress, zarr.Group)
+        return {int(name): dict(g.attrs) for name, g in progress.groups()}
 
     def _check_shapes(self, x_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> None:
         """Validate the number of patches, the patch shapes and the axes."""
@@ -313,6 +363,8 @@ class TrainingDataWriter:
                 f"(first missing rows: {missing[:10].tolist()}); write every row before close()"
             )
         _check_destination(self.path, self._overwrite)
+        if "progress" in self._group:
+            del self._group["progress"]
         self._group.attrs.put(self._attributes(complete=True))
         old = None
         if os.path.lexists(self.path):

@@ -1,0 +1,149 @@
+"""Several batches of a job in flight at once, as many as a memory budget allows.
+
+Each batch runs its passes (statistics, mask, rank location, extraction) in a client thread;
+the threads only wait on the scheduler, so while one batch is extracted the next batches'
+statistics and masks run, and workers never idle on a client-side barrier.  The number of
+batches in flight is set by the memory budget: each batch is admitted with an estimate of the
+memory it holds on the workers (its bit-packed mask, its patches, the chunks its tasks decode),
+and at least one batch always runs.  The same code serves the local schedulers and
+``distributed`` (whose client is thread-safe).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import math
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import dask
+import numpy as np
+from dask.utils import format_bytes, parse_bytes
+
+from ..errors import InputError
+from .progress import Progress
+
+__all__ = ["InFlight", "batch_cost", "cluster_threads", "resolve_budget"]
+
+LOCAL_DEFAULT = 2 * 2**30
+"""Default budget on a local scheduler: 2 GiB (less on machines with under 8 GiB)."""
+
+
+def _total_memory() -> int:
+    import psutil
+
+    return int(psutil.virtual_memory().total)
+
+
+def resolve_budget(budget: int | str | None, client: Any = None) -> int:
+    """Bytes the job may hold in flight: given (``"4GiB"``, int) or a default.
+
+    The default is 2 GiB (a quarter of the memory of smaller machines) locally, and half of
+    the workers' summed ``memory_limit`` on a ``distributed`` cluster.
+    """
+    if budget is None or budget == "auto":
+        if client is not None:
+            info = client.scheduler_info(n_workers=-1).get("workers", {})
+            limits = [int(w.get("memory_limit") or 0) for w in info.values()]
+            if limits and all(limits):
+                return max(sum(limits) // 2, 2**28)
+        return min(LOCAL_DEFAULT, _total_memory() // 4)
+    try:
+        value = parse_bytes(budget) if isinstance(budget, str) else int(budget)
+    except (ValueError, TypeError):
+        value = -1
+    if value <= 0:
+        raise InputError(
+            f"memory budget {budget!r} is not a positive size; give bytes or a size such as "
+            "'2GiB' or '500MB'"
+        )
+    return int(value)
+
+
+def cluster_threads(client: Any = None) -> int:
+    """Threads that run one computation: the cluster's, or the local scheduler's."""
+    if client is not None:
+        return max(1, sum(client.nthreads().values()))
+    return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
+
+
+def _chunk_bytes(a: Any) -> int:
+    return math.prod(max(c) for c in a.chunks) * a.dtype.itemsize if a.size else 0
+
+
+def batch_cost(
+    arrays: Sequence[tuple[Any, Any]], k: int, patch_size: Sequence[int], threads: int
+) -> int:
+    """Estimated peak memory of one batch of image pairs ``(x, y)`` on the workers.
+
+    The bit-packed mask (1 bit per voxel, kept until the ranks are located), the raw pieces and
+    float32 patches of ``k`` patches per image, and the chunks decoded at once: three working
+    copies of a source and a target chunk per thread, at most as many as the batch has.
+    """
+    voxels = sum(int(np.prod(y.shape)) for _, y in arrays)
+    patch = int(np.prod(patch_size))
+    pieces = sum(k * patch * (x.dtype.itemsize + y.dtype.itemsize + 8) for x, y in arrays)
+    chunk = max(_chunk_bytes(x) + _chunk_bytes(y) for x, y in arrays)
+    n_chunks = sum(x.npartitions + y.npartitions for x, y in arrays)
+    return voxels // 8 + pieces + 3 * chunk * min(threads, n_chunks)
+
+
+class InFlight:
+    """Runs batches in client threads while their estimated costs fit in ``budget``.
+
+    ``submit`` blocks until the batch fits (yielding finished results meanwhile); ``drain``
+    yields the rest.  A failure cancels the remaining batches and is raised once the running
+    ones have stopped (local schedulers stop at their next task).
+    """
+
+    def __init__(
+        self, budget: int, max_batches: int, progress: Progress, wait_on_error: bool = True
+    ) -> None:
+        self.budget = int(budget)
+        self.wait_on_error = wait_on_error
+        self.pool = cf.ThreadPoolExecutor(max(1, max_batches), thread_name_prefix="caredask")
+        self.max_batches = max(1, max_batches)
+        self.running: dict[cf.Future[Any], int] = {}
+        self.progress = progress
+
+    def _used(self) -> int:
+        return sum(self.running.values())
+
+    def _finished(self, block: bool) -> Iterator[Any]:
+        if not self.running:
+            return
+        done, _ = cf.wait(
+            list(self.running), timeout=None if block else 0, return_when=cf.FIRST_COMPLETED
+        )
+        for fut in done:
+            self.running.pop(fut)
+            yield fut.result()
+
+    def submit(self, cost: int, fn: Callable[..., Any], *args: Any) -> Iterator[Any]:
+        """Start ``fn(*args)`` once ``cost`` fits; yield results that finished meanwhile."""
+        yield from self._finished(block=False)
+        while self.running and (
+            self._used() + cost > self.budget or len(self.running) >= self.max_batches
+        ):
+            yield from self._finished(block=True)
+        self.running[self.pool.submit(fn, *args)] = cost
+
+    def drain(self) -> Iterator[Any]:
+        """Yield the results of every batch still running."""
+        while self.running:
+            yield from self._finished(block=True)
+
+    def __enter__(self) -> InFlight:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self.progress.cancel()
+            for fut in self.running:
+                fut.cancel()
+        self.pool.shutdown(wait=exc_type is None or self.wait_on_error, cancel_futures=True)
+
+    def describe(self) -> str:
+        """``budget 2 GiB``, for messages."""
+        return f"budget {format_bytes(self.budget)}"
