@@ -193,6 +193,7 @@ def test_axes_errors_use_cli_spelling(data: Path, tmp_path: Path) -> None:
         (["--workers", "2", "--scheduler", "synchronous"], ["synchronous"]),
         (["--scheduler", "threads", "--scheduler-file", "s.json"], ["give only one"]),
         (["--timeout", "0"], ["--timeout 0"]),
+        (["--memory", "lots"], ["--memory lots is not a positive size"]),
     ],
 )
 def test_scheduler_values_checked_up_front(data: Path, tmp_path: Path, extra, needles) -> None:

@@ -58,8 +58,8 @@ _HINT = (
 )
 
 
-def add_cluster_options(p: Any) -> None:
-    """Add ``--scheduler``, ``--scheduler-file``, ``--workers`` and ``--timeout`` to a parser."""
+def add_cluster_options(p: Any) -> Any:
+    """Add ``--scheduler``, ``--scheduler-file``, ``--workers``, ``--timeout``; return the group."""
     g = p.add_argument_group("where to compute (dask)")
     g.add_argument(
         "--scheduler",
@@ -90,6 +90,7 @@ def add_cluster_options(p: Any) -> None:
         metavar="SECONDS",
         help="give up when no scheduler answers within this time",
     )
+    return g
 
 
 def parse_address(value: str) -> str:

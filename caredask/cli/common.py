@@ -117,6 +117,7 @@ _SPELLING = [
     (re.compile(r"\bn_patches_per_image=(\S+)"), r"-k \1"),
     (re.compile(r"\bpatch_size=(?=\()"), "--patch-size "),
     (re.compile(r"\bpatch_filter=None\b"), "--no-filter"),
+    (re.compile(r"\bmemory budget (['\"])([^'\"]*)\1"), r"--memory \2"),
     (re.compile(r"\bnormalization=None\b"), "--no-normalization"),
 ]
 

@@ -145,7 +145,13 @@ def add_parser(sub: Any) -> None:
     o.add_argument("--overwrite", action="store_true", help="replace an existing output")
     add_quiet_option(o)
     _add_patch_options(p)
-    add_cluster_options(p)
+    add_cluster_options(p).add_argument(
+        "--memory",
+        default=None,
+        metavar="SIZE",
+        help="memory budget of the work in flight, e.g. 4GiB or 500MB (default: 2 GiB or a "
+        "quarter of this machine's memory; on a cluster half the workers' memory limit)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -179,6 +185,10 @@ def _check(args: argparse.Namespace) -> Path:
         )
     if args.source is not None and args.target is None:
         raise InputError("--source needs --target (one target per source, same order)")
+    if args.memory is not None:
+        from ..sampling.schedule import resolve_budget
+
+        resolve_budget(args.memory)  # checked before any work starts
     out = Path(args.output)
     if out.suffix not in (".npz", ".zarr"):
         raise InputError(f"--output {out}: use a file name ending in .npz or .zarr")
@@ -245,6 +255,7 @@ def run(args: argparse.Namespace) -> int:
             shuffle=not args.no_shuffle,
             overwrite=args.overwrite,
             verbose=not args.quiet,
+            memory_budget=args.memory,
         )
         seconds = time.perf_counter() - t0
         n_images = int(X.shape[0]) // int(args.n_patches_per_image)
