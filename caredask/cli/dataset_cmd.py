@@ -255,7 +255,7 @@ def _dataset(args: argparse.Namespace) -> int:
             args.source,
             args.target,
             args.axes,
-            output=args.output,
+            output=Path(args.output).resolve(),  # workers have their own working directory
             patch_size=args.patch_size,
             n_patches_per_image=args.n_patches_per_image,
             test_fraction=args.test_fraction,
@@ -316,9 +316,8 @@ def rebuild_command(args: argparse.Namespace) -> int:
             f"{' '.join(extra)}"
         )
     with connect(args.scheduler, args.scheduler_file, args.workers, args.timeout):
-        X, _Y, axes = rebuild(
-            args.manifest, args.output, overwrite=args.overwrite, verbose=not args.quiet
-        )
+        out = None if args.output is None else Path(args.output).resolve()
+        X, _Y, axes = rebuild(args.manifest, out, overwrite=args.overwrite, verbose=not args.quiet)
     where = args.output or "the manifest's training data file"
     print(
         f"rebuilt {where} from {args.manifest}: X {tuple(X.shape)}, axes {axes} "

@@ -249,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
             args.n_patches_per_image,
             seed=args.seed,
             patch_axes=args.patch_axes,
-            save_file=out,
+            save_file=out.resolve(),  # workers of a cluster have their own working directory
             patch_filter=filt,
             normalization=_normalization(args),
             shuffle=not args.no_shuffle,
