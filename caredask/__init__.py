@@ -34,6 +34,7 @@ from .masks.filters import BackgroundFilter
 from .rawdata import RawData
 from .statistics.percentile import percentile
 from .transforms import Transform, broadcast_target, crop_images, permute_axes
+from .writers.store import TrainingStore
 
 _COMPAT = {
     "create_patches",
@@ -66,6 +67,7 @@ __all__ = [
     "RawData",
     "SourceNotFoundError",
     "Transform",
+    "TrainingStore",
     "__version__",
     "broadcast_target",
     "create_patches",
@@ -79,6 +81,7 @@ __all__ = [
     "open_images",
     "percentile",
     "permute_axes",
+    "preview",
     "sample_percentiles",
     "save_training_data",
 ]
@@ -89,6 +92,10 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return importlib.import_module(".dataset", __name__)
+    if name == "preview":
+        from .visual.sampled import preview
+
+        return preview
     if name in _COMPAT:
         if name == "generate_training_data":
             from .sampling.create import generate_training_data

@@ -21,10 +21,12 @@ from typing import Any
 from .axes import axes_check_and_normalize
 from .errors import AxesError, InputError, SourceNotFoundError
 from .loaders import LazyImage, open_images
+from .loaders.labels import open_label
 from .loaders.registry import natural_key
+from .masks.pixel import eligible_pixels, fit_mask, pair_masks
 from .transforms import Item, mark_rng_free
 
-__all__ = ["RawData"]
+__all__ = ["RawData", "open_masks"]
 
 
 def _right_aligned(axes: str, ndim: int, where: str) -> str:
@@ -156,7 +158,17 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
         return RawData(_lazy(_gen, [f"array[{i}]" for i in range(len(X))]), len(X), "numpy array")
 
     @staticmethod
-    def from_sources(source: Any, target: Any, axes: str | None = None, **options: Any) -> RawData:
+    def from_sources(
+        source: Any,
+        target: Any,
+        axes: str | None = None,
+        *,
+        mask: Any = None,
+        mask_label: str | None = None,
+        mask_values: Sequence[int] | None = None,
+        mask_axes: str | None = None,
+        **options: Any,
+    ) -> RawData:
         """Pairs from any two sources :func:`caredask.open_images` reads (same count, order).
 
         Parameters
@@ -165,8 +177,27 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
             Source and target images, paired in the order the loader lists them.
         axes : str, optional
             Axes of every image; from the files' metadata when omitted.
+        mask : path, URI, array or list of them, optional
+            csbdeep's pixel mask from a third source in any format (TIFF folder, Zarr arrays,
+            an OME-Zarr label image): patch centres only where the whole patch lies on
+            non-zero mask pixels, combined with the patch filter exactly as csbdeep combines
+            a mask.  Paired with the sources by name when every source has a mask of its name,
+            else in order.  A missing or size-1 channel axis is broadcast.
+        mask_label : str, optional
+            Instead of ``mask``: the NGFF label image ``labels/<mask_label>`` of each OME-Zarr
+            input (the source's, else the target's), at the level matching the image.
+        mask_values : sequence of int, optional
+            Only these labels are eligible (default: any non-zero label).
+        mask_axes : str, optional
+            Axes of the masks; default: their metadata, else ``axes``.
         **options
-            Passed to :func:`caredask.open_images`.
+            Passed to :func:`caredask.open_images` (also for the masks).
+
+        Raises
+        ------
+        InputError
+            Counts differ, ``mask`` and ``mask_label`` both given, a mask that cannot be paired
+            or whose shape does not match its image (both named), or no label image found.
         """
         xs, ys = open_images(source, axes, **options), open_images(target, axes, **options)
         if len(xs) != len(ys):
@@ -174,18 +205,84 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
                 f"{len(xs)} source images ({source}) but {len(ys)} target images ({target}); "
                 "give one target per source"
             )
+        masks = open_masks(
+            xs,
+            ys,
+            axes,
+            mask=mask,
+            mask_label=mask_label,
+            mask_values=mask_values,
+            mask_axes=mask_axes,
+            **options,
+        )
 
         def _gen() -> Iterator[Item]:
-            for x, y in zip(xs, ys, strict=True):
+            for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
                 if x.axes != y.axes:
                     raise AxesError(
                         f"{x.source}: axes {x.axes!r} differ from its target's {y.axes!r} "
                         f"({y.source}); pass axes= explicitly"
                     )
-                yield x.data, y.data, x.axes, None
+                yield x.data, y.data, x.axes, None if masks is None else masks[i]
 
         desc = f"source={source}, target={target}, axes={axes}"
+        if mask is not None or mask_label is not None:
+            desc += f", mask={mask if mask_label is None else 'labels/' + mask_label}"
         return RawData(_lazy(_gen, [x.source or x.name for x in xs]), len(xs), desc)
+
+
+def open_masks(
+    xs: Sequence[LazyImage],
+    ys: Sequence[LazyImage],
+    axes: str | None = None,
+    *,
+    mask: Any = None,
+    mask_label: str | None = None,
+    mask_values: Sequence[int] | None = None,
+    mask_axes: str | None = None,
+    **options: Any,
+) -> list[Any] | None:
+    """Lazy boolean pixel masks for image pairs, shaped like the images (``None``: no masks).
+
+    Arguments as for :meth:`RawData.from_sources`; ``xs``/``ys`` are the opened sources and
+    targets.  Nothing is read but metadata.
+    """
+    if mask is None and mask_label is None:
+        if mask_values is not None:
+            raise InputError("mask_values needs mask= or mask_label=")
+        return None
+    if mask is not None and mask_label is not None:
+        raise InputError("pass either mask= (a mask source) or mask_label= (NGFF labels), not both")
+    if mask is not None:
+        lazy = pair_masks(xs, _open_mask_images(mask, axes, mask_axes, options))
+    else:
+        lazy = [_ngff_label(x, y, str(mask_label), options) for x, y in zip(xs, ys, strict=True)]
+    return [
+        eligible_pixels(fit_mask(m, x), mask_values) for m, x in zip(lazy, xs, strict=True)
+    ]
+
+
+def _open_mask_images(
+    mask: Any, axes: str | None, mask_axes: str | None, options: dict[str, Any]
+) -> list[LazyImage]:
+    """Masks with ``mask_axes``, else their own metadata's axes, else the images' ``axes``."""
+    if mask_axes is not None or axes is None:
+        return open_images(mask, mask_axes, **options)
+    try:
+        return open_images(mask, None, **options)
+    except AxesError:
+        return open_images(mask, axes, **options)
+
+
+def _ngff_label(x: LazyImage, y: LazyImage, name: str, options: dict[str, Any]) -> LazyImage:
+    for img in (x, y):
+        lab = open_label(img, name, options.get("storage_options"))
+        if lab is not None:
+            return lab
+    raise InputError(
+        f"no NGFF label image {name!r} (labels/{name}) in {x.source} nor in {y.source}; "
+        "write it with ome-zarr-py (write_labels) or pass mask= with a mask source"
+    )
 
 
 def _lazy(gen: Callable[[], Iterator[Item]], names: list[str]) -> Callable[[], Iterator[Item]]:

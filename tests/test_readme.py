@@ -2,7 +2,8 @@
 
 Python blocks run in a fresh interpreter, bash blocks in ``bash -e`` with the installed
 ``caredask`` on ``PATH``, each in a fresh folder holding the data the README's examples name
-(``data/{low,GT}`` 3D TIFF pairs, ``pairs/{low,GT}`` 2D pairs, ``raw/`` frame stacks).  A block
+(``data/{low,GT}`` 3D TIFF pairs, ``pairs/{low,GT}`` 2D pairs, ``raw/`` frame stacks, and
+``caredask-demo/data`` as ``caredask demo`` writes it), linked into each block's folder.  A block
 is skipped only when the line before it says ``<!-- readme-test: skip: REASON -->``; the
 skipped blocks are listed in :data:`SKIPPED` so that none is skipped silently, and skipped
 Python blocks must still compile.  The README's cluster recipe is run against a real local
@@ -55,6 +56,7 @@ BLOCKS = [b for b in blocks() if b[0] in ("python", "bash")]
 def dataset(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("readme-data")
     write_tiff_pairs(base / "data", 1, (24, 96, 96), seed=0, dense=True)
+    write_tiff_pairs(base / "caredask-demo" / "data", 4, (32, 256, 256), seed=0)  # as the demo
     write_tiff_pairs(base / "pairs", 5, (96, 96), seed=1, dense=True)
     (base / "raw").mkdir()
     for i in range(2):
@@ -93,7 +95,9 @@ def test_only_the_listed_blocks_are_skipped() -> None:
 )
 def test_readme_block_runs(lang, code, line, dataset, cluster, tmp_path) -> None:
     work = tmp_path / "w"
-    shutil.copytree(dataset, work)
+    work.mkdir()
+    for d in dataset.iterdir():
+        (work / d.name).symlink_to(d, target_is_directory=True)
     (work / "scheduler.json").write_text(json.dumps({"address": cluster.scheduler_address}))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     if lang == "python":

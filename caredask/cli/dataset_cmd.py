@@ -21,6 +21,7 @@ from .common import (
     examples,
     print_summary,
 )
+from .mask_opts import add_mask_options, mask_kwargs
 
 __all__ = ["add_parsers", "rebuild_command"]
 
@@ -184,6 +185,7 @@ def _add_dataset(sub: Any) -> None:
         metavar=("PMIN", "PMAX"),
         help="dataset percentiles used with --normalization dataset",
     )
+    add_mask_options(p)
     add_cluster_options(p)
     p.set_defaults(handler=_dataset)
 
@@ -276,6 +278,7 @@ def _dataset(args: argparse.Namespace) -> int:
             name=args.name,
             overwrite=args.overwrite,
             verbose=not args.quiet,
+            **mask_kwargs(args),
         )
         seconds = time.perf_counter() - t0
         d = res.manifest.data

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import CaredaskError
-from . import dataset_cmd, demo, inspect_cmd, patches_cmd
+from . import dataset_cmd, demo, inspect_cmd, patches_cmd, preview_cmd
 from .common import HelpFormatter, close_progress_bars, interrupted_note, print_error
 
 __all__ = ["build_parser", "main"]
@@ -33,6 +33,7 @@ examples:
   caredask demo
   caredask patches data --axes ZYX --patch-size 16 64 64 -k 128 -o train.npz
   caredask inspect data/low
+  caredask preview train.zarr -o sampled.png
 """
 
 
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     patches_cmd.add_parser(sub)
     inspect_cmd.add_parser(sub)
     dataset_cmd.add_parsers(sub)
+    preview_cmd.add_parser(sub)
     demo.add_parser(sub)
     return ap
 

@@ -18,6 +18,8 @@ from .common import (
     one,
     print_summary,
 )
+from .mask_opts import add_mask_options, mask_kwargs
+from .preview_cmd import check_preview_option, patches_preview
 
 __all__ = ["add_parser", "run"]
 
@@ -39,6 +41,8 @@ EXAMPLES = examples(
     "caredask patches --source data/low --target data/GT --patch-size 16 64 64 -k 128 \\\n"
     "      -o train.zarr --scheduler-file scheduler.json",
     "caredask patches --manifest dataset/manifest.json -o rebuilt.npz",
+    "caredask patches --source data/low --target data/GT --mask data/masks --patch-size 16 64 64 "
+    "-k 128 \\\n      -o train.zarr --preview sampled.png",
 )
 
 
@@ -143,8 +147,17 @@ def add_parser(sub: Any) -> None:
     o = p.add_argument_group("output")
     o.add_argument("--output", "-o", metavar="FILE", help="output file: NAME.npz or NAME.zarr")
     o.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    o.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard an interrupted .zarr run of this output instead of resuming it",
+    )
+    o.add_argument(
+        "--preview", default=None, metavar="FILE.png", help="PNG of what was sampled (.zarr only)"
+    )
     add_quiet_option(o)
     _add_patch_options(p)
+    add_mask_options(p)
     add_cluster_options(p).add_argument(
         "--memory",
         default=None,
@@ -200,8 +213,14 @@ def _check(args: argparse.Namespace) -> Path:
 def _raw_data(args: argparse.Namespace) -> Any:
     from ..rawdata import RawData
 
+    masks = mask_kwargs(args)
     if args.source is not None:
-        return RawData.from_sources(one(args.source), one(args.target), args.axes)
+        return RawData.from_sources(one(args.source), one(args.target), args.axes, **masks)
+    if masks:
+        raise InputError(
+            "--mask/--mask-label need --source/--target (not BASEPATH): e.g. --source "
+            "BASEPATH/low --target BASEPATH/GT --mask BASEPATH/masks"
+        )
     return RawData.from_folder(
         args.basepath,
         args.source_dirs,
@@ -235,6 +254,7 @@ def run(args: argparse.Namespace) -> int:
 
         return rebuild_command(args)
     out = _check(args)
+    check_preview_option(args, out)
     with connect(args.scheduler, args.scheduler_file, args.workers, args.timeout):
         raw = _raw_data(args)
         filt = (
@@ -256,8 +276,12 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             verbose=not args.quiet,
             memory_budget=args.memory,
+            resume=not args.restart,
         )
         seconds = time.perf_counter() - t0
         n_images = int(X.shape[0]) // int(args.n_patches_per_image)
         print_summary(out, X, Y, axes, n_images, seconds, _provenance(out))
+        png = patches_preview(args, out, list(getattr(raw.generator, "_caredask_names", [])))
+        if png is not None:
+            print(f"wrote {png}")
     return 0

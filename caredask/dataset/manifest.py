@@ -33,7 +33,7 @@ from ..errors import InputError
 from ..loaders import LazyImage, open_images
 from ..loaders.registry import natural_key
 from ..masks.filters import no_background_patches
-from ..rawdata import RawData
+from ..rawdata import RawData, open_masks
 from ..statistics.normalize import PercentileNormalization, sample_percentiles
 from ..transforms import mark_rng_free
 from .index import (
@@ -204,10 +204,12 @@ def _open_entry(e: dict[str, Any], axes: str | None, options: dict[str, Any]) ->
     return images[int(e["image"] or 0)]
 
 
-def _raw_data(xs: list[LazyImage], ys: list[LazyImage]) -> RawData:
+def _raw_data(
+    xs: list[LazyImage], ys: list[LazyImage], masks: list[Any] | None = None
+) -> RawData:
     def _gen() -> Iterator[Any]:
-        for x, y in zip(xs, ys, strict=True):
-            yield x.data, y.data, x.axes, None
+        for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
+            yield x.data, y.data, x.axes, None if masks is None else masks[i]
 
     gen: Any = mark_rng_free(_gen)  # type: ignore[arg-type]
     gen._caredask_names = [x.source or x.name for x in xs]
@@ -270,7 +272,48 @@ class Manifest:
         pairs = self.train_pairs
         xs = [_open_entry(p["source"], ld["axes"], ld["options"]) for p in pairs]
         ys = [_open_entry(p["target"], ld["axes"], ld["options"]) for p in pairs]
-        return _raw_data(xs, ys)
+        spec = self.data["patches"].get("mask")
+        return _raw_data(xs, ys, _masks(xs, ys, ld["axes"], spec, ld["options"]))
+
+
+def _mask_spec(
+    mask: Any, label: str | None, values: Sequence[int] | None, axes: str | None
+) -> dict[str, Any] | None:
+    """The JSON record of the pixel-mask options (``None``: no masks)."""
+    if mask is None and label is None:
+        return None
+    if mask is not None:
+        many = isinstance(mask, list | tuple)
+        if not all(isinstance(m, str | os.PathLike) for m in (mask if many else [mask])):
+            raise InputError("dataset masks must be given as paths or URIs (they are recorded)")
+        mask = [_abs(m) for m in mask] if many else _abs(mask)
+    vals = None if values is None else [int(v) for v in values]
+    return {"source": mask, "label": label, "values": vals, "axes": axes}
+
+
+def _abs(p: Any) -> str:
+    return str(p) if "://" in str(p) else os.path.abspath(p)
+
+
+def _masks(
+    xs: list[LazyImage],
+    ys: list[LazyImage],
+    axes: str | None,
+    spec: dict[str, Any] | None,
+    options: dict[str, Any],
+) -> list[Any] | None:
+    if spec is None:
+        return None
+    return open_masks(
+        xs,
+        ys,
+        axes,
+        mask=spec["source"],
+        mask_label=spec["label"],
+        mask_values=spec["values"],
+        mask_axes=spec["axes"],
+        **options,
+    )
 
 
 def _normalization(
@@ -387,6 +430,10 @@ def create_dataset(
     name: str | None = None,
     overwrite: bool = False,
     verbose: bool = False,
+    mask: Any = None,
+    mask_label: str | None = None,
+    mask_values: Sequence[int] | None = None,
+    mask_axes: str | None = None,
     **options: Any,
 ) -> DatasetResult:
     """Index, pair, split, compute statistics, make training data, write manifest and preview.
@@ -423,6 +470,9 @@ def create_dataset(
         Patch pairs in ``preview.png`` (0: none).
     overwrite : bool
         Replace an existing dataset in ``output``.
+    mask, mask_label, mask_values, mask_axes
+        Pixel masks as for :meth:`caredask.RawData.from_sources` (mask paths are paired with
+        the training images by name); recorded in the manifest for :func:`rebuild`.
     **options
         Loader options (JSON-serialisable) for :func:`caredask.open_images`.
 
@@ -475,11 +525,13 @@ def create_dataset(
         percentiles,
     )
     norm = _normalization(norm_spec, stats=(src_st, tgt_st))
+    mask_spec = _mask_spec(mask, mask_label, mask_values, mask_axes)
+    masks = _masks(xs, ys, axes, mask_spec, opts)
     from ..sampling.create import generate_training_data
 
     out.mkdir(parents=True, exist_ok=True)
     X, Y, axes_out = generate_training_data(
-        _raw_data(xs, ys),
+        _raw_data(xs, ys, masks),
         ps,
         n_patches_per_image,
         seed=seed,
@@ -530,6 +582,7 @@ def create_dataset(
             "seed": seed,
             "shuffle": shuffle,
             "filter": filt_spec,
+            "mask": mask_spec,
             "normalization": norm_spec,
             "save_file": save_file,
             "axes": axes_out,

@@ -16,7 +16,15 @@ import dask.array as da
 import numpy as np
 from dask.base import tokenize
 
-__all__ = ["ArrayReader", "LazyImage", "balanced_chunks", "file_identity", "reader_to_dask"]
+__all__ = [
+    "ArrayReader",
+    "LazyImage",
+    "RegionSource",
+    "balanced_chunks",
+    "file_identity",
+    "reader_to_dask",
+    "region_source",
+]
 
 
 class ArrayReader(Protocol):
@@ -88,9 +96,42 @@ def reader_to_dask(
     """
     name = f"{prefix}-{tokenize(identity, chunks)}"
     meta = np.empty((0,) * reader.ndim, dtype=reader.dtype)
-    return da.from_array(
+    arr = da.from_array(
         reader, chunks=chunks, name=name, lock=False, asarray=False, meta=meta, inline_array=False
     )
+    _REGIONS[name] = RegionSource(reader, _read_grid(reader, arr.chunksize))
+    return arr
+
+
+@dataclass(frozen=True)
+class RegionSource:
+    """The reader behind a loader's dask array, and the grid its source decodes in.
+
+    ``grid`` is the store's smallest independently decoded unit: the inner chunk of a sharded
+    Zarr array, the chunk of a plain one, or the dask chunk for readers that say nothing.
+    Reading a region costs the grid cells it touches.
+    """
+
+    reader: ArrayReader
+    grid: tuple[int, ...]
+
+
+_REGIONS: dict[str, RegionSource] = {}
+
+
+def _read_grid(reader: Any, fallback: tuple[int, ...]) -> tuple[int, ...]:
+    grid = getattr(reader, "read_chunks", None) or getattr(reader, "chunks", None)
+    ok = (
+        isinstance(grid, tuple)
+        and len(grid) == len(fallback)
+        and all(isinstance(g, int) and g > 0 for g in grid)
+    )
+    return tuple(grid) if ok else tuple(fallback)  # type: ignore[arg-type]
+
+
+def region_source(a: da.Array) -> RegionSource | None:
+    """The reader of a dask array made by :func:`reader_to_dask` (not transformed since)."""
+    return _REGIONS.get(a.name)
 
 
 def balanced_chunks(

@@ -14,7 +14,10 @@ from collections.abc import Sequence
 
 import dask.array as da
 import numpy as np
+from dask.base import tokenize
 from scipy import ndimage as ndi
+
+MASK_TASK = "caredask-mask"
 
 __all__ = [
     "border_slices",
@@ -146,7 +149,8 @@ def line_counts(packed: np.ndarray) -> np.ndarray:
 def packed_mask(mask: da.Array) -> da.Array:
     """Bit-pack a boolean dask array along its last axis (1 bit per voxel, per block)."""
     chunks = (*mask.chunks[:-1], tuple(-(-c // 8) for c in mask.chunks[-1]))
-    return da.map_blocks(pack_lines, mask, chunks=chunks, dtype=np.uint8)
+    name = f"{MASK_TASK}-{tokenize(mask.name)}"  # the per-block tasks progress counts
+    return da.map_blocks(pack_lines, mask, chunks=chunks, dtype=np.uint8, name=name)
 
 
 def packed_line_counts(packed: da.Array) -> da.Array:

@@ -119,7 +119,7 @@ def _run(
     else:
         progress.n_images, progress.estimate = n_images, estimate
     job.progress = progress
-    sink: Any = MemorySink(n_total, patch_size, k, perm)
+    sink: Any
     if _is_zarr(save_file) and planned:
         assert check.axes is not None
         record = _job_record(items, names, patch_size, k, job, shuffle, seed_record, rng_state)
@@ -142,6 +142,8 @@ def _run(
                 "images already written",
                 file=sys.stderr,
             )
+    else:
+        sink = MemorySink(n_total, patch_size, k, perm)
     try:
         n_done = run_pipeline(iter(items), job, check, sink)
         _check_count(n_done, n_images)

@@ -23,6 +23,7 @@ import numpy as np
 from dask.base import tokenize
 from dask.delayed import Delayed
 
+from ..loaders.base import region_source
 from ..statistics.normalize import FixedRangeNormalization, normalize_mi_ma
 
 __all__ = [
@@ -34,16 +35,57 @@ __all__ = [
     "finish_group",
     "group_tasks",
     "plan_patches",
+    "read_pieces",
     "to_output_layout",
 ]
 
 Slices = tuple[slice, ...]
 Dest = tuple[int, Slices]
+CUT_TASK = "caredask-cut"  # task names, counted by the progress
+WRITE_TASK = "caredask-write"
 
 
 def cut_pieces(block: np.ndarray, local: Sequence[Slices]) -> list[np.ndarray]:
     """Kernel: copies of the given regions of one chunk (copies, so the chunk can be freed)."""
     return [np.array(block[s], copy=True) for s in local]
+
+
+def touched_cells(
+    local: Sequence[Slices], origin: Sequence[int], grid: Sequence[int]
+) -> list[tuple[int, ...]]:
+    """Kernel: indices of the store's grid cells that the regions ``local`` of a chunk touch."""
+    cells: set[tuple[int, ...]] = set()
+    for sl in local:
+        ranges = [
+            range((o + s.start) // g, (o + s.stop - 1) // g + 1)
+            for s, o, g in zip(sl, origin, grid, strict=True)
+        ]
+        cells.update(itertools.product(*ranges))
+    return sorted(cells)
+
+
+def read_pieces(
+    reader: Any,
+    grid: Sequence[int],
+    origin: Sequence[int],
+    shape: Sequence[int],
+    local: Sequence[Slices],
+) -> list[np.ndarray]:
+    """Cut regions of one chunk reading only the store cells they touch, each cell once.
+
+    ``origin``/``shape`` place the chunk in the image; ``local`` are regions within the chunk.
+    The chunk buffer is allocated but only touched cells are written (and so paged in).
+    """
+    buf = np.empty(tuple(shape), dtype=reader.dtype)
+    for cell in touched_cells(local, origin, grid):
+        glob = tuple(
+            slice(max(c * g, o), min((c + 1) * g, o + n))
+            for c, g, o, n in zip(cell, grid, origin, shape, strict=True)
+        )
+        buf[tuple(slice(s.start - o, s.stop - o) for s, o in zip(glob, origin, strict=True))] = (
+            reader[glob]
+        )
+    return cut_pieces(buf, local)
 
 
 def to_output_layout(a: np.ndarray, channel: int | None) -> np.ndarray:
@@ -84,12 +126,22 @@ def plan_patches(a: da.Array, starts: np.ndarray, patch_size: Sequence[int]) -> 
                 local.append(slice(g0 - c0, g1 - c0))
                 dest.append(slice(g0 - int(s[ax]), g1 - int(s[ax])))
             groups[idx].append((pid, tuple(local), tuple(dest)))
-    blocks = a.to_delayed(optimize_graph=False)
+    region = region_source(a)
+    blocks = None if region is not None else a.to_delayed(optimize_graph=False)
     tasks, dests = [], []
     for idx, items in groups.items():
         cuts: list[Slices] = [it[1] for it in items]
-        name = f"caredask-cut-{tokenize(a.name, idx, cuts)}"
-        tasks.append(dask.delayed(cut_pieces, pure=True)(blocks[idx], cuts, dask_key_name=name))
+        name = f"{CUT_TASK}-{tokenize(a.name, idx, cuts)}"
+        if region is None:
+            assert blocks is not None
+            task = dask.delayed(cut_pieces, pure=True)(blocks[idx], cuts, dask_key_name=name)
+        else:  # read the touched store cells of the chunk, not the whole chunk
+            origin = [int(b[i]) for b, i in zip(bounds, idx, strict=True)]
+            extent = [int(b[i + 1] - b[i]) for b, i in zip(bounds, idx, strict=True)]
+            task = dask.delayed(read_pieces, pure=True)(
+                region.reader, region.grid, origin, extent, cuts, dask_key_name=name
+            )
+        tasks.append(task)
         dests.append([(it[0], it[2]) for it in items])
     shape = (len(starts), *patch_size)
     return PatchPlan(shape, a.dtype, tasks, dests)
@@ -204,6 +256,6 @@ def group_tasks(
         token = tokenize(
             [t.key for t in xt], [t.key for t in yt], lo, hi, spec.rows, spec.norm, spec.target_id
         )
-        name = f"caredask-write-{token}"
+        name = f"{WRITE_TASK}-{token}"
         out.append(dask.delayed(finish_group, pure=True)(spec, xt, yt, dask_key_name=name))
     return out

@@ -21,15 +21,17 @@ from dask.callbacks import Callback
 from dask.utils import key_split
 from distributed.diagnostics.plugin import SchedulerPlugin
 
+from ..masks.background import MASK_TASK
+from ..statistics.percentile import STATS_TASK
+from .extract import CUT_TASK, WRITE_TASK
+
 __all__ = ["PHASE_OF", "Cancelled", "LocalCounter", "Monitor", "Progress", "TaskCounter"]
 
 PHASE_OF = {
-    "top_hist_kernel": "statistics",
-    "refine_kernel": "statistics",
-    "gather_kernel": "statistics",
-    "pack_lines": "mask",
-    "caredask-cut": "extract",
-    "caredask-write": "extract",
+    STATS_TASK: "statistics",
+    MASK_TASK: "mask",
+    CUT_TASK: "extract",
+    WRITE_TASK: "extract",
 }
 """Key prefix of each counted task -> its phase."""
 

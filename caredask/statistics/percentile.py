@@ -33,6 +33,7 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
+from dask.base import tokenize
 from numpy.typing import ArrayLike, DTypeLike
 
 from caredask.errors import InputError
@@ -44,6 +45,7 @@ __all__ = [
     "percentile_ranks",
 ]
 
+STATS_TASK = "caredask-stats"  # name of the per-block tasks of every selection pass
 _GATHER_LIMIT = 2**20  # gather candidates once at most this many elements remain
 _MAX_BINS = 2**20  # upper bound on n_prefixes * 2**digit of a refinement histogram
 _LITTLE = sys.byteorder == "little"
@@ -271,6 +273,7 @@ def _graph(sel: _Selection, split_every: int) -> Any:
         length = sel.length if sel.step == "gather" else 0
         return flat.map_blocks(
             _gather_kernel,
+            name=f"{STATS_TASK}-{tokenize(flat.name, sel.step, lut, prefixes, length)}",
             chunks=((np.nan,) * nblocks,),
             dtype=utype,
             meta=np.empty(0, utype),
@@ -296,7 +299,17 @@ def _graph(sel: _Selection, split_every: int) -> Any:
         meta=np.empty((0, 0), np.int64),
         **kwargs,
     )
-    return parts.sum(axis=0, split_every=split_every)
+    # Named reduction: its chunk tasks (fused with the kernels) are what progress counts.
+    return da.reduction(
+        parts,
+        chunk=np.sum,
+        aggregate=np.sum,
+        axis=0,
+        dtype=np.int64,
+        split_every=split_every,
+        name=STATS_TASK,
+        concatenate=True,
+    )
 
 
 def _descend(sel: _Selection, hist: np.ndarray, digit: int) -> None:

@@ -1,0 +1,1 @@
+"""Pictures of sampled training data (projections, eligible regions, patch boxes)."""
