@@ -74,7 +74,7 @@ def test_version_and_python_m() -> None:
 def test_help_lists_every_command_with_examples() -> None:
     top = run("--help")
     assert top.returncode == 0
-    for cmd in ("patches", "inspect", "index", "dataset", "demo"):
+    for cmd in ("patches", "inspect", "index", "dataset", "preview", "demo"):
         assert cmd in top.stdout
         h = run(cmd, "--help")
         assert h.returncode == 0 and "examples:" in h.stdout, cmd

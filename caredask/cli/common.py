@@ -155,8 +155,8 @@ def interrupted_note(output: str | None, existed: bool) -> str:
     partial = out.with_name(out.name + ".partial")
     if partial.exists():
         return (
-            f"the unfinished store {partial} is left on disk; rerun the same command (it "
-            "replaces or resumes it)"
+            f"the unfinished store {partial} is kept; rerun the same command to resume it "
+            "(--restart starts over)"
         )
     if existed:
         return f"{out} is still the one from before this run"
