@@ -13,6 +13,7 @@ __all__ = [
     "EmptyRegionError",
     "FormatError",
     "InputError",
+    "NonFiniteError",
     "SourceNotFoundError",
 ]
 
@@ -39,3 +40,7 @@ class FormatError(CaredaskError, ValueError):
 
 class EmptyRegionError(CaredaskError, ValueError):
     """The patch filter left no region of an image to sample patches from."""
+
+
+class NonFiniteError(CaredaskError, ValueError):
+    """An image holds NaN or infinite values, which would make NaN patches."""

@@ -135,7 +135,8 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
             f"{basepath}: target='{target_dir}', sources={list(source_dirs)}, "
             f"axes='{axes_n or 'from metadata'}', pattern='{pattern}'"
         )
-        return RawData(_lazy(_gen, [str(f) for f, _ in pairs]), len(pairs), description)
+        names, targets = [str(f) for f, _ in pairs], [str(t) for _, t in pairs]
+        return RawData(_lazy(_gen, names, targets), len(pairs), description)
 
     @staticmethod
     def from_arrays(X: Sequence[Any], Y: Sequence[Any], axes: str = "CZYX") -> RawData:
@@ -228,7 +229,8 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
         desc = f"source={source}, target={target}, axes={axes}"
         if mask is not None or mask_label is not None:
             desc += f", mask={mask if mask_label is None else 'labels/' + mask_label}"
-        return RawData(_lazy(_gen, [x.source or x.name for x in xs]), len(xs), desc)
+        names, targets = [x.source or x.name for x in xs], [y.source or y.name for y in ys]
+        return RawData(_lazy(_gen, names, targets), len(xs), desc)
 
 
 def open_masks(
@@ -257,9 +259,7 @@ def open_masks(
         lazy = pair_masks(xs, _open_mask_images(mask, axes, mask_axes, options))
     else:
         lazy = [_ngff_label(x, y, str(mask_label), options) for x, y in zip(xs, ys, strict=True)]
-    return [
-        eligible_pixels(fit_mask(m, x), mask_values) for m, x in zip(lazy, xs, strict=True)
-    ]
+    return [eligible_pixels(fit_mask(m, x), mask_values) for m, x in zip(lazy, xs, strict=True)]
 
 
 def _open_mask_images(
@@ -285,8 +285,11 @@ def _ngff_label(x: LazyImage, y: LazyImage, name: str, options: dict[str, Any]) 
     )
 
 
-def _lazy(gen: Callable[[], Iterator[Item]], names: list[str]) -> Callable[[], Iterator[Item]]:
+def _lazy(
+    gen: Callable[[], Iterator[Item]], names: list[str], targets: list[str] | None = None
+) -> Callable[[], Iterator[Item]]:
     """Mark a caredask generator: draws no random numbers, yields lazy images with names."""
     gen = mark_rng_free(gen)  # type: ignore[arg-type,assignment]
     gen._caredask_names = names  # type: ignore[attr-defined]
+    gen._caredask_targets = targets or []  # type: ignore[attr-defined]
     return gen

@@ -65,7 +65,7 @@ def same_store(a, b):
 
 
 def one_per_batch(monkeypatch):
-    monkeypatch.setattr(pipeline, "_batches", lambda items, job: ([it] for it in items))
+    monkeypatch.setattr(pipeline, "batches", lambda items, job: ([it] for it in items))
 
 
 def test_zarr_output_equals_memory_and_client_gets_no_patches(tmp_path, monkeypatch):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 import zarr
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -91,3 +92,76 @@ def test_read_pieces_equals_cut_of_the_chunk(grid, corners):
         assert np.array_equal(piece, chunk[sl])
     cells = touched_cells(local, origin, grid)
     assert len(cells) == len(set(cells))
+
+
+def sparse_pair(rs, shape):
+    y = np.zeros(shape, np.uint16)
+    for _ in range(2):
+        c = [rs.randint(0, s - 4) for s in shape]
+        y[tuple(slice(a, a + 4) for a in c)] = rs.randint(500, 3000)
+    x = (y // 2 + rs.randint(0, 30, shape)).astype(np.uint16)
+    return x, y
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10**6), st.sampled_from([(4, 8, 8), (1, 6, 6), (3, 5, 9)]))
+def test_mask_pass_skips_background_blocks_exactly_as_csbdeep(seed, patch):
+    import csbdeep.data as cd
+    import dask.array as da
+
+    rs = np.random.RandomState(seed)
+    x, y = sparse_pair(rs, (12, 60, 60))
+    chunks = tuple(int(rs.randint(max(2, s // 6), s // 2 + 1)) for s in y.shape)
+    np.random.seed(seed % 1000)
+    try:
+        ref = cd.create_patches(cd.RawData.from_arrays([x], [y], "ZYX"), patch, 5, verbose=False)
+    except ValueError:
+        return  # no eligible region (covered by the equivalence tests)
+    np.random.seed(seed % 1000)
+    xd, yd = da.from_array(x, chunks=chunks), da.from_array(y, chunks=chunks)
+    out = caredask.csbdeep.create_patches(
+        RawData.from_arrays([xd], [yd], "ZYX"), patch, 5, verbose=False
+    )
+    assert np.array_equal(ref[0], out[0]) and np.array_equal(ref[1], out[1])
+
+
+def test_mask_pass_rereads_only_blocks_near_foreground(tmp_path):
+    rs = np.random.RandomState(0)
+    y = np.zeros((32, 512, 512), np.uint16)
+    y[8:20, 30:90, 40:120] = rs.randint(500, 3000, (12, 60, 80))
+    x = (y // 2 + rs.randint(0, 30, y.shape)).astype(np.uint16)
+    src, tgt = tmp_path / "x.zarr", tmp_path / "y.zarr"
+    for path, a in ((src, x), (tgt, y)):
+        zarr.create_array(path, shape=a.shape, dtype=a.dtype, chunks=(8, 64, 64))[...] = a
+    reads = []
+    real = zarr.Array.__getitem__
+    import caredask.sampling.pipeline as pipeline
+
+    phase = {"now": "stats"}
+    real_locate = pipeline._locate_centres
+
+    def locate(items, job):
+        phase["now"] = "mask"
+        real_locate(items, job)
+        phase["now"] = "extract"
+
+    def counting(self, key):
+        reads.append((phase["now"], str(self.store_path).endswith("y.zarr")))
+        return real(self, key)
+
+    out = tmp_path / "o.zarr"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pipeline, "_locate_centres", locate)
+        mp.setattr(zarr.Array, "__getitem__", counting)
+        caredask.generate_training_data(
+            RawData.from_sources(str(src), str(tgt), axes="ZYX"),
+            (4, 16, 16),
+            20,
+            seed=1,
+            save_file=out,
+        )
+    blocks = 4 * 8 * 8
+    assert reads.count(("stats", True)) == blocks  # block maxima share the statistics reads
+    assert reads.count(("mask", True)) == 64  # 4 x 4 x 4 blocks around the object
+    images = zarr.open_group(out).attrs["caredask"]["images"]
+    assert images[0]["mask_reread"] == 64 / blocks

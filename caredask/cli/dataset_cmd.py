@@ -117,6 +117,12 @@ def _add_dataset(sub: Any) -> None:
         "--preview", type=int, default=8, metavar="N", help="patch pairs in preview.png (0: none)"
     )
     o.add_argument("--overwrite", action="store_true", help="replace a dataset in OUTPUT")
+    o.add_argument(
+        "--skip-empty",
+        action="store_true",
+        help="skip training images without foreground (named in the manifest) instead of "
+        "stopping",
+    )
     add_quiet_option(o)
     s = p.add_argument_group("split by image")
     s.add_argument("--test-fraction", type=float, default=0.2, help="share of test images")
@@ -278,6 +284,7 @@ def _dataset(args: argparse.Namespace) -> int:
             name=args.name,
             overwrite=args.overwrite,
             verbose=not args.quiet,
+            on_empty="skip" if args.skip_empty else "raise",
             **mask_kwargs(args),
         )
         seconds = time.perf_counter() - t0

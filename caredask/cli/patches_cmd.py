@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,19 @@ def add_parser(sub: Any) -> None:
     )
     add_quiet_option(o)
     _add_patch_options(p)
+    d = p.add_argument_group("data problems")
+    d.add_argument(
+        "--skip-empty",
+        action="store_true",
+        help="skip images the filter leaves nothing to sample from (named in the output) "
+        "instead of stopping",
+    )
+    d.add_argument(
+        "--allow-nonfinite",
+        action="store_true",
+        help="keep images with NaN or infinite values (csbdeep's behaviour: NaN patches) "
+        "instead of refusing them",
+    )
     add_mask_options(p)
     add_cluster_options(p).add_argument(
         "--memory",
@@ -263,6 +277,7 @@ def run(args: argparse.Namespace) -> int:
             else no_background_patches(args.filter_threshold, args.filter_percentile)
         )
         t0 = time.perf_counter()
+        done: dict[str, Any] = {}
         X, Y, axes = generate_training_data(
             raw,
             args.patch_size,
@@ -277,10 +292,17 @@ def run(args: argparse.Namespace) -> int:
             verbose=not args.quiet,
             memory_budget=args.memory,
             resume=not args.restart,
+            on_empty="skip" if args.skip_empty else "raise",
+            nonfinite="keep" if args.allow_nonfinite else "raise",
+            summary=done,
         )
         seconds = time.perf_counter() - t0
-        n_images = int(X.shape[0]) // int(args.n_patches_per_image)
+        for name in done.get("skipped", []):
+            print(f"skipped (no foreground): {name}", file=sys.stderr)
+        n_images = int(done.get("images", int(X.shape[0]) // int(args.n_patches_per_image)))
         print_summary(out, X, Y, axes, n_images, seconds, _provenance(out))
+        if done.get("resumed"):
+            print(f"  resumed: {done['resumed']} images were taken over from an interrupted run")
         png = patches_preview(args, out, list(getattr(raw.generator, "_caredask_names", [])))
         if png is not None:
             print(f"wrote {png}")

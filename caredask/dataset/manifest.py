@@ -204,9 +204,7 @@ def _open_entry(e: dict[str, Any], axes: str | None, options: dict[str, Any]) ->
     return images[int(e["image"] or 0)]
 
 
-def _raw_data(
-    xs: list[LazyImage], ys: list[LazyImage], masks: list[Any] | None = None
-) -> RawData:
+def _raw_data(xs: list[LazyImage], ys: list[LazyImage], masks: list[Any] | None = None) -> RawData:
     def _gen() -> Iterator[Any]:
         for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
             yield x.data, y.data, x.axes, None if masks is None else masks[i]
@@ -434,6 +432,7 @@ def create_dataset(
     mask_label: str | None = None,
     mask_values: Sequence[int] | None = None,
     mask_axes: str | None = None,
+    on_empty: str = "raise",
     **options: Any,
 ) -> DatasetResult:
     """Index, pair, split, compute statistics, make training data, write manifest and preview.
@@ -470,6 +469,9 @@ def create_dataset(
         Patch pairs in ``preview.png`` (0: none).
     overwrite : bool
         Replace an existing dataset in ``output``.
+    on_empty : {'raise', 'skip'}
+        Training images without foreground stop the build, or are skipped (named in the
+        manifest, ``patches.skipped``).
     mask, mask_label, mask_values, mask_axes
         Pixel masks as for :meth:`caredask.RawData.from_sources` (mask paths are paired with
         the training images by name); recorded in the manifest for :func:`rebuild`.
@@ -530,6 +532,7 @@ def create_dataset(
     from ..sampling.create import generate_training_data
 
     out.mkdir(parents=True, exist_ok=True)
+    done: dict[str, Any] = {}
     X, Y, axes_out = generate_training_data(
         _raw_data(xs, ys, masks),
         ps,
@@ -542,6 +545,8 @@ def create_dataset(
         shuffle=shuffle,
         overwrite=overwrite,
         verbose=verbose,
+        on_empty=on_empty,
+        summary=done,
     )
     pv = (
         write_preview(X, Y, axes_out, out / "preview.png", n=preview, seed=seed)
@@ -587,6 +592,8 @@ def create_dataset(
             "save_file": save_file,
             "axes": axes_out,
             "n_patches": int(X.shape[0]),
+            "on_empty": on_empty,
+            "skipped": done["skipped"],
             "content_sha256": training_digest(X, Y, axes_out),
         },
         "preview": None if pv is None else pv.name,
@@ -674,6 +681,7 @@ def rebuild(
         shuffle=pp["shuffle"],
         overwrite=overwrite,
         verbose=verbose,
+        on_empty=pp.get("on_empty", "raise"),
     )
     if verify and training_digest(X, Y, axes) != pp["content_sha256"]:
         raise InputError(

@@ -59,8 +59,10 @@ def _fits(shape: tuple[int, ...], axes: str, image: LazyImage) -> bool:
             a == b or (ax == "C" and a == 1)
             for a, b, ax in zip(shape, image.data.shape, axes, strict=True)
         )
-    return "C" in image.axes and axes == image.axes.replace("C", "") and shape == tuple(
-        n for n, a in zip(image.data.shape, image.axes, strict=True) if a != "C"
+    return (
+        "C" in image.axes
+        and axes == image.axes.replace("C", "")
+        and shape == tuple(n for n, a in zip(image.data.shape, image.axes, strict=True) if a != "C")
     )
 
 

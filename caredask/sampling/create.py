@@ -13,14 +13,16 @@ import numpy as np
 from .. import __version__
 from ..augment import transform_labels
 from ..axes import axes_check_and_normalize, axes_dict
-from ..errors import AxesError, InputError
+from ..errors import AxesError, EmptyRegionError, InputError
 from ..masks.filters import BackgroundFilter, no_background_patches
 from ..statistics.normalize import PercentileNormalization, sample_percentiles
 from ..transforms import Transform, broadcast_target, is_rng_free
 from ..writers.npz import save_training_data
-from .pipeline import Checker, PatchJob, compose_transforms, pull_items, run_pipeline
+from .pipeline import Checker, Item, PatchJob, compose_transforms, draw, pull_items, run_pipeline
 from .progress import Progress
+from .screen import ON_EMPTY, describe_skipped, find_empty
 from .sinks import MemorySink, ZarrSink
+from .stats import NONFINITE_POLICIES
 
 __all__ = ["create_patches", "create_patches_reduced_target", "generate_training_data"]
 
@@ -61,8 +63,10 @@ def _job_record(
     }
 
 
-def _labelled_names(raw_data: Any, transforms: Any, n_tf: int) -> list[str]:
-    names = list(getattr(raw_data.generator, "_caredask_names", []))
+def _labelled_names(
+    raw_data: Any, transforms: Any, n_tf: int, attr: str = "_caredask_names"
+) -> list[str]:
+    names = list(getattr(raw_data.generator, attr, []))
     if n_tf > 1:  # e.g. img.tif#flipX,c1: which transform output each image is
         labels = transform_labels(list(transforms or []))
         names = [f"{nm}#{lab}" if lab else nm for nm in names for lab in labels]
@@ -87,7 +91,12 @@ def _run(
     memory_budget: int | str | None = None,
     progress: Progress | None = None,
     resume: bool = True,
+    nonfinite: str = "raise",
+    on_empty: str = "raise",
+    summary: dict[str, Any] | None = None,
 ) -> tuple[Any, Any, str]:
+    _check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
+    _check_choice("on_empty", on_empty, ON_EMPTY)
     patch_size = tuple(int(p) for p in patch_size)
     k = int(n_patches_per_image)
     if k <= 0:
@@ -100,18 +109,31 @@ def _run(
     if verbose:
         print(f"{n_images} raw images x {k} patches -> {n_total} patches of size {patch_size}")
     job = PatchJob(patch_size, k, patch_filter, normalization, rng, memory_budget=memory_budget)
+    job.nonfinite, job.draw = nonfinite, on_empty != "skip"
     check = Checker(patch_size)
-    items: Any = pull_items(apply(raw_data.generator()), n_images, names, job, check)
+    targets = _labelled_names(raw_data, transforms, n_tf, "_caredask_targets")
+    items: Any = pull_items(apply(raw_data.generator()), n_images, names, job, check, targets)
     # csbdeep draws the shuffle permutation after every per-image draw.  When neither the
     # generator nor the transforms draw random numbers, all images are pulled first (metadata
     # only), so the permutation is known before any patch is computed and patches stream to
     # their final rows.
     planned = job.known and is_rng_free(raw_data.generator) and tf_rng_free
+    if on_empty == "skip" and not planned:
+        raise InputError(
+            "on_empty='skip' needs caredask's own filter and normalisation and raw data whose "
+            "generator and transforms draw no random numbers (RawData.from_folder, "
+            "from_sources or from_arrays); use on_empty='raise'"
+        )
     perm = None
     estimate = 0
+    skipped: list[Item] = []
     if planned:
         items = list(items)
         _check_count(len(items), n_images)
+        if on_empty == "skip":
+            items, skipped = _skip_empty(items, job, check.channel, verbose)
+            n_images, n_total = len(items), len(items) * k
+            names = [it.name for it in items]
         perm = rng.permutation(n_total) if shuffle else None
         estimate = sum(2 * (it.x.npartitions + it.y.npartitions) for it in items)
     if progress is None:
@@ -165,7 +187,11 @@ def _run(
         "shuffle": bool(shuffle),
         "caredask_version": __version__,
         "seed": seed_record,
+        "skipped": [it.name for it in skipped],
     }
+    if summary is not None:
+        resumed = getattr(sink, "resumed", 0)
+        summary.update(images=n_images, patches=n_total, skipped=record["skipped"], resumed=resumed)
     return _finish(
         sink,
         None if planned else perm,
@@ -176,6 +202,33 @@ def _run(
         overwrite,
         verbose,
     )
+
+
+def _check_choice(what: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise InputError(f"{what}={value!r} is not one of {', '.join(map(repr, choices))}")
+
+
+def _skip_empty(
+    items: list[Item], job: PatchJob, channel: int | None, verbose: bool
+) -> tuple[list[Item], list[Item]]:
+    """Drop images without foreground, then draw for the rest as if they were all there was."""
+    empty = find_empty(items, job, channel)
+    gone = {it.index for it in empty}
+    kept = [it for it in items if it.index not in gone]
+    if not kept:
+        raise EmptyRegionError(
+            f"no image has a region to sample from ({describe_skipped(empty)}); lower the "
+            "filter threshold or pass patch_filter=None"
+        )
+    for i, it in enumerate(kept):
+        it.index = i
+        draw(it, job)
+    if empty:
+        warnings.warn(describe_skipped(empty), stacklevel=4)
+        if verbose:
+            print(describe_skipped(empty), file=sys.stderr)
+    return kept, empty
 
 
 def _state_token(rng: np.random.RandomState) -> str:
@@ -313,6 +366,7 @@ def create_patches(
         shuffle=shuffle,
         overwrite=True,
         verbose=verbose,
+        nonfinite="warn",  # csbdeep makes NaN patches silently; the drop-in says so
     )
 
 
@@ -396,6 +450,9 @@ def generate_training_data(
     memory_budget: int | str | None = None,
     progress: Progress | None = None,
     resume: bool = True,
+    nonfinite: str = "raise",
+    on_empty: str = "raise",
+    summary: dict[str, Any] | None = None,
 ) -> tuple[Any, Any, str]:
     """caredask's native API: csbdeep's algorithm with an explicit seed, no global state.
 
@@ -425,6 +482,17 @@ def generate_training_data(
     resume : bool
         ``*.zarr`` output: continue an interrupted run of the same job from its ``.partial``
         store (images already written are skipped); False starts over.
+    nonfinite : {"raise", "warn", "keep"}
+        NaN or infinite values found in an image by the statistics pass: refuse (default,
+        naming the file and the count), warn, or keep them silently as csbdeep does (patches
+        may then be NaN).
+    on_empty : {"raise", "skip"}
+        An image the filter leaves nothing to sample from: refuse (csbdeep), or skip it; the
+        result is then that of the same call without the skipped images, which are named in a
+        warning and in the provenance (``skipped``).
+    summary : dict, optional
+        Filled with ``images``, ``patches``, ``skipped`` (names) and ``resumed`` (images taken
+        over from an interrupted run).
 
     Returns
     -------
@@ -460,4 +528,7 @@ def generate_training_data(
         memory_budget=memory_budget,
         progress=progress,
         resume=resume,
+        nonfinite=nonfinite,
+        on_empty=on_empty,
+        summary=summary,
     )

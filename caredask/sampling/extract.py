@@ -15,6 +15,7 @@ import itertools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import dask
@@ -132,15 +133,16 @@ def plan_patches(a: da.Array, starts: np.ndarray, patch_size: Sequence[int]) -> 
     for idx, items in groups.items():
         cuts: list[Slices] = [it[1] for it in items]
         name = f"{CUT_TASK}-{tokenize(a.name, idx, cuts)}"
+        # Literal arguments go in a partial: dask.delayed would walk every slice of them.
         if region is None:
             assert blocks is not None
-            task = dask.delayed(cut_pieces, pure=True)(blocks[idx], cuts, dask_key_name=name)
+            cut = partial(cut_pieces, local=cuts)
+            task = dask.delayed(cut, pure=True)(blocks[idx], dask_key_name=name)
         else:  # read the touched store cells of the chunk, not the whole chunk
             origin = [int(b[i]) for b, i in zip(bounds, idx, strict=True)]
             extent = [int(b[i + 1] - b[i]) for b, i in zip(bounds, idx, strict=True)]
-            task = dask.delayed(read_pieces, pure=True)(
-                region.reader, region.grid, origin, extent, cuts, dask_key_name=name
-            )
+            read = partial(read_pieces, region.reader, region.grid, origin, extent, cuts)
+            task = dask.delayed(read, pure=True)(dask_key_name=name)
         tasks.append(task)
         dests.append([(it[0], it[2]) for it in items])
     shape = (len(starts), *patch_size)
@@ -257,5 +259,6 @@ def group_tasks(
             [t.key for t in xt], [t.key for t in yt], lo, hi, spec.rows, spec.norm, spec.target_id
         )
         name = f"{WRITE_TASK}-{token}"
-        out.append(dask.delayed(finish_group, pure=True)(spec, xt, yt, dask_key_name=name))
+        finish = partial(finish_group, spec)
+        out.append(dask.delayed(finish, pure=True)(xt, yt, dask_key_name=name))
     return out

@@ -35,10 +35,12 @@ from ..masks.background import (
     border_slices,
     dilate_above_mask,
     erode_pixel_mask,
+    filter_size,
     packed_line_counts,
     packed_mask,
 )
 from ..masks.filters import BackgroundFilter
+from ..masks.skip import drop_dead_blocks, live_blocks, reads_of
 from ..statistics.normalize import (
     FixedRangeNormalization,
     PercentileNormalization,
@@ -48,9 +50,18 @@ from .centres import choose_ranks, locate_ranks, ranks_to_centres_dense
 from .extract import GroupSpec, PatchNorm, group_tasks, plan_patches
 from .progress import Monitor, Progress
 from .schedule import InFlight, batch_cost, cluster_threads, resolve_budget
-from .stats import ImageStats, batch_statistics
+from .stats import ImageStats, batch_statistics, check_finite
 
-__all__ = ["Checker", "Item", "PatchJob", "compose_transforms", "pull_items", "run_pipeline"]
+__all__ = [
+    "Checker",
+    "Item",
+    "PatchJob",
+    "compose_transforms",
+    "count_valid",
+    "draw",
+    "pull_items",
+    "run_pipeline",
+]
 
 UINT32_MAX = int(np.iinfo(np.uint32).max)
 
@@ -64,6 +75,7 @@ class Item:
     x: Any
     y: Any
     mask: Any
+    target: str = ""
     seed: int | None = None
     pairs: np.ndarray | None = None
     starts: np.ndarray | None = None
@@ -84,6 +96,8 @@ class PatchJob:
     memory_budget: int | str | None = None
     progress: Progress | None = None
     group_bytes: int = 32 * 2**20
+    nonfinite: str = "raise"
+    draw: bool = True  # draw each image's random numbers when it is pulled
 
     @property
     def known(self) -> bool:
@@ -102,7 +116,8 @@ def _draw_seed(job: PatchJob) -> int:
     return int(job.rng.randint(0, UINT32_MAX, dtype=np.uint32))
 
 
-def _draw(item: Item, job: PatchJob) -> None:
+def draw(item: Item, job: PatchJob) -> None:
+    """Draw the image's random numbers (centre seed, percentile pairs) in csbdeep's order."""
     item.seed = _draw_seed(job)
     if isinstance(job.normalization, PercentileNormalization):
         item.pairs = job.normalization.draw(job.k, job.rng)
@@ -164,7 +179,12 @@ class Checker:
 
 
 def pull_items(
-    pairs: Iterator[Any], n_images: int, names: Sequence[str], job: PatchJob, check: Checker
+    pairs: Iterator[Any],
+    n_images: int,
+    names: Sequence[str],
+    job: PatchJob,
+    check: Checker,
+    targets: Sequence[str] = (),
 ) -> Iterator[Item]:
     for i, (x, y, _axes, mask) in enumerate(pairs):
         if i >= n_images:
@@ -176,11 +196,13 @@ def pull_items(
             return
         name = names[i % len(names)] if names else f"image {i}"
         check(x, y, _axes, mask, name)
-        item = Item(i, name, x, y, mask)
+        target = targets[i % len(targets)] if targets else f"the target of {name}"
+        item = Item(i, name, x, y, mask, target)
         if job.known:  # lazy path: wrap numpy images once (tokenising them is a full pass)
             item.x, item.y = _as_dask(x), _as_dask(y)
             item.mask = None if mask is None else _as_dask(mask)
-            _draw(item, job)
+            if job.draw:
+                draw(item, job)
         yield item
 
 
@@ -242,19 +264,53 @@ def _for_stencil(a: da.Array, depth: Sequence[int]) -> da.Array:
     return a if fixed == a.chunks else a.rechunk(fixed)
 
 
+def _live_packed(it: Item, m: da.Array, job: PatchJob) -> da.Array:
+    """The bit-packed mask, blocks that cannot hold a centre skipped (see masks.skip)."""
+    packed = packed_mask(m)
+    st = it.stats
+    if st.block_max is None or st.threshold is None:
+        return packed
+    offset = [p // 2 for p in job.patch_size]
+    depth = [h // 2 for h in filter_size(job.patch_size)]
+    live = live_blocks(m.chunks, offset, depth, it.y.chunks, st.block_max, st.threshold)
+    packed = drop_dead_blocks(packed, live)
+    st.mask_reread = reads_of(packed, it.y) / max(it.y.npartitions, 1)
+    return packed
+
+
 def _empty_region(item: Item) -> EmptyRegionError:
-    return EmptyRegionError(
-        f"{item.name}: 'patch_filter' didn't return any region to sample from; the target may "
-        "be empty or constant - check the image, lower the filter threshold, or pass "
-        "patch_filter=None"
+    bad = item.stats.nonfinite.get("target", 0)
+    why = (
+        f"its target {item.target} holds {bad} non-finite values (NaN or infinity), so the "
+        "filter threshold is NaN - replace them"
+        if bad
+        else "the target may be empty or constant - check the image, lower the filter "
+        "threshold, pass patch_filter=None, or skip such images with on_empty='skip'"
     )
+    return EmptyRegionError(
+        f"{item.name}: 'patch_filter' didn't return any region to sample from; {why}"
+    )
+
+
+def count_valid(items: list[Item], job: PatchJob) -> list[int]:
+    """Eligible patch centres of each item (thresholds in ``item.stats``), counted blockwise."""
+    out: list[Any] = []
+    for it in items:
+        m = _mask_graph(it, job, it.stats.threshold)
+        if m is None:
+            out.append(
+                int(np.prod([s.stop - s.start for s in border_slices(it.y.shape, job.patch_size)]))
+            )
+        else:
+            out.append(packed_line_counts(_live_packed(it, m, job)).sum())
+    return [int(v) for v in dask.compute(*out)]
 
 
 def _locate_centres(items: list[Item], job: PatchJob) -> None:
     assert all(it.seed is not None for it in items)
     ps = job.patch_size
     masks = [_mask_graph(it, job, it.stats.threshold) for it in items]
-    packed = [packed_mask(m) for m in masks if m is not None]
+    packed = [_live_packed(it, m, job) for it, m in zip(items, masks, strict=True) if m is not None]
     packed = list(dask.persist(*packed)) if packed else []
     counts = dask.compute(*[packed_line_counts(p) for p in packed]) if packed else ()
     j = 0
@@ -328,6 +384,7 @@ def _process_lazy(
     )
     for it, st in zip(items, stats, strict=True):
         it.stats = st
+        check_finite(it.name, it.target, st, job.nonfinite)
     _locate_centres(items, job)
     tasks = [_finish_tasks(it, job, channel, sink) for it in items]
     results = dask.compute(*tasks)
@@ -361,7 +418,7 @@ def _process_eager(it: Item, job: PatchJob, channel: int | None) -> tuple[np.nda
     return norm(px, py, x, y, it.mask, channel)
 
 
-def _batches(items: Iterator[Item], job: PatchJob) -> Iterator[list[Item]]:
+def batches(items: Iterator[Item], job: PatchJob) -> Iterator[list[Item]]:
     batch: list[Item] = []
     voxels = 0
     for it in items:
@@ -397,7 +454,7 @@ def _run_lazy(items: Iterator[Item], job: PatchJob, check: Checker, sink: Any, m
                 progress.image_done()
                 n_done += 1
 
-        for batch in _batches(items, job):
+        for batch in batches(items, job):
             todo = [it for it in batch if it.index not in sink.skip]
             n_done += len(batch) - len(todo)
             if not todo:

@@ -160,5 +160,6 @@ def record(it: Item) -> dict[str, Any]:
         "seed": it.seed,
         "threshold": None if st.threshold is None else float(st.threshold),
         "percentiles": None if it.pairs is None else it.pairs.tolist(),
+        "mask_reread": st.mask_reread,
         "patch_starts": None if it.starts is None else it.starts.tolist(),
     }

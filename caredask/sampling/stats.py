@@ -8,6 +8,7 @@ call serves the whole batch (a single read of every image for 8/16-bit data).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,15 +16,24 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
+from ..errors import NonFiniteError
 from ..masks.filters import BackgroundFilter
+from ..masks.skip import block_maxima
 from ..statistics.normalize import PercentileNormalization
 from ..statistics.percentile import (
-    order_statistics,
+    _order_statistics,
     percentile_from_order_statistics,
     percentile_ranks,
 )
 
-__all__ = ["ImageStats", "StatRequest", "batch_statistics"]
+__all__ = [
+    "NONFINITE_POLICIES",
+    "ImageStats",
+    "StatRequest",
+    "batch_statistics",
+    "check_finite",
+    "nonfinite_count",
+]
 
 
 @dataclass
@@ -35,6 +45,9 @@ class ImageStats:
     x_hi: np.ndarray | None = None
     y_lo: np.ndarray | None = None
     y_hi: np.ndarray | None = None
+    block_max: np.ndarray | None = None  # per-block maxima of the target (filter only)
+    mask_reread: float | None = None  # fraction of target blocks the mask pass read
+    nonfinite: dict[str, int] = field(default_factory=dict)  # "source"/"target" -> count
 
 
 @dataclass
@@ -110,6 +123,23 @@ def _resolve(req: StatRequest, values: np.ndarray, out: dict[Any, Any]) -> None:
         out[tag] = np.asarray(res).reshape(())[()] if np.ndim(q) == 0 else res
 
 
+def nonfinite_count(a: da.Array) -> da.Array:
+    """Number of NaN and infinite values of ``a`` (a scalar dask array)."""
+    return da.count_nonzero(~da.isfinite(a))
+
+
+def _read_arrays(
+    image: tuple[da.Array, da.Array, int | None, Any], filt: Any, norm: Any
+) -> dict[str, da.Array]:
+    """The source and target that the statistics pass reads anyway (see :func:`_requests`)."""
+    x, y, _, pairs = image
+    percentiles = isinstance(norm, PercentileNormalization) and pairs is not None
+    out = {"source": x} if percentiles else {}
+    if percentiles or isinstance(filt, BackgroundFilter):
+        out["target"] = y
+    return out
+
+
 def batch_statistics(
     images: Sequence[tuple[da.Array, da.Array, int | None, np.ndarray | None]],
     filt: Any,
@@ -134,15 +164,30 @@ def batch_statistics(
             lo, hi = percentile_ranks(r.array.size, q)
             rk += [np.atleast_1d(lo), np.atleast_1d(hi)]
         ranks.append(np.concatenate([*rk, [r.array.size - 1]]))
-    values = order_statistics([r.array for r in flat], ranks) if flat else []
-    results = []
+    # Per-block target maxima (for the filter) and non-finite counts of the float arrays the
+    # pass reads share the first pass's reads.
+    extra: list[Any] = []
+    slots: list[dict[str, int]] = []
+    for image in images:
+        slot: dict[str, int] = {}
+        if isinstance(filt, BackgroundFilter):
+            slot["max"] = len(extra)
+            extra.append(block_maxima(image[1]))
+        for role, arr in _read_arrays(image, filt, norm).items():
+            if arr.dtype.kind == "f":
+                slot[role] = len(extra)
+                extra.append(nonfinite_count(arr))
+        slots.append(slot)
+    values, _, done = _order_statistics([r.array for r in flat], ranks, extra=extra)
+    results: list[ImageStats] = []
     i = 0
-    for (x, y, ch, _), reqs in zip(images, per_image, strict=True):
+    for (x, y, ch, _), reqs, slot in zip(images, per_image, slots, strict=True):
         out: dict[Any, Any] = {}
         for r in reqs:
             _resolve(r, values[i], out)
             i += 1
-        st = ImageStats()
+        st = ImageStats(block_max=done[slot["max"]] if "max" in slot else None)
+        st.nonfinite = {role: int(done[j]) for role, j in slot.items() if role != "max"}
         if "thr" in out:
             st.threshold = filt.threshold_from(out["thr"])
         for tag, arr in (("x_lo", x), ("x_hi", x), ("y_lo", y), ("y_hi", y)):
@@ -151,3 +196,26 @@ def batch_statistics(
                 setattr(st, tag, _stack_channels([out[c] for c in chans], arr.ndim, ch))
         results.append(st)
     return results
+
+
+NONFINITE_POLICIES = ("raise", "warn", "keep")
+
+
+def check_finite(name: str, target: str, stats: ImageStats, policy: str) -> None:
+    """Refuse (or warn about) NaN/infinite values the statistics pass found in a pair.
+
+    ``policy``: ``"raise"`` (caredask's default), ``"warn"`` (the csbdeep drop-in: csbdeep
+    silently makes NaN patches) or ``"keep"``.
+    """
+    for role, n in sorted(stats.nonfinite.items()):
+        if n == 0 or policy == "keep":
+            continue
+        where = target if role == "target" else name
+        what = f"{where}: the {role} image holds {n} non-finite values (NaN or infinity)"
+        if policy == "raise":
+            raise NonFiniteError(
+                f"{what}, which would make NaN training patches; replace them (e.g. with "
+                "numpy.nan_to_num) or pass nonfinite='keep' (command line: --allow-nonfinite) "
+                "to keep csbdeep's behaviour"
+            )
+        warnings.warn(f"{what}; patches taken from it may be NaN, as in csbdeep", stacklevel=4)

@@ -407,8 +407,13 @@ def _order_statistics(
     split_every: int = 16,
     gather_limit: int | None = None,
     max_bins: int | None = None,
-) -> tuple[list[np.ndarray], list[int]]:
-    """:func:`order_statistics` that also returns each array's NaN count."""
+    extra: Sequence[Any] = (),
+) -> tuple[list[np.ndarray], list[int], list[Any]]:
+    """:func:`order_statistics` that also returns each array's NaN count.
+
+    ``extra`` collections are computed with the first pass (sharing its reads); their results
+    come third.
+    """
     if len(arrays) != len(ranks):
         raise InputError(
             f"order_statistics needs one ranks entry per array; got {len(arrays)} arrays and "
@@ -420,13 +425,15 @@ def _order_statistics(
     mbins = _MAX_BINS if max_bins is None else max_bins
     sels = [_start(x, r, i, glimit) for i, (x, r) in enumerate(zip(arrays, ranks, strict=True))]
     active = [s for s in sels if s.step != "done"]
-    while active:
-        results = dask.compute(*[_graph(s, split_every) for s in active])
+    first, extra_out = list(extra), list[Any]()
+    while active or first:
+        results = list(dask.compute(*[_graph(s, split_every) for s in active], *first))
+        results, extra_out, first = results[: len(active)], extra_out or results[len(active) :], []
         for sel, res in zip(active, results, strict=True):
             _advance(sel, np.asarray(res), glimit, mbins)
         active = [s for s in active if s.step != "done"]
     values = [_values(s, r) for s, r in zip(sels, ranks, strict=True)]
-    return values, [s.nan_count for s in sels]
+    return values, [s.nan_count for s in sels], extra_out
 
 
 def order_statistics(
@@ -682,7 +689,7 @@ def percentile(a: Any, q: Any, axis: Any = None, keepdims: bool = False) -> Any:
     lo, hi = percentile_ranks(int(n), q)
     ranks = np.concatenate([lo.ravel(), hi.ravel()])
     slices = _slices(x, kept)
-    vals, nans = _order_statistics(slices, [ranks] * len(slices))
+    vals, nans, _ = _order_statistics(slices, [ranks] * len(slices))
     shape = qshape + kept_shape
     result = percentile_from_order_statistics(
         _stack([v[: lo.size] for v in vals], shape, dtype),

@@ -104,9 +104,7 @@ def eligible_centres(
     else:
         m = dilate_above_mask(_stencil_ready(y, halo), threshold, ps)
     if mask is not None:
-        m = m & erode_pixel_mask(_stencil_ready(mask.rechunk(m.chunks), halo), ps).rechunk(
-            m.chunks
-        )
+        m = m & erode_pixel_mask(_stencil_ready(mask.rechunk(m.chunks), halo), ps).rechunk(m.chunks)
     border = border_slices(y.shape, ps)
     pads = [(s.start, d - s.stop) for s, d in zip(border, y.shape, strict=True)]
     if any(s.stop <= s.start for s in border):

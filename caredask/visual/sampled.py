@@ -253,8 +253,10 @@ def _draw_store(
 def _is_store(data: Any) -> bool:
     if isinstance(data, TrainingStore):
         return True
-    return isinstance(data, str | os.PathLike) and (Path(data) / "zarr.json").is_file() and (
-        "caredask-training-data" in (Path(data) / "zarr.json").read_text()
+    return (
+        isinstance(data, str | os.PathLike)
+        and (Path(data) / "zarr.json").is_file()
+        and ("caredask-training-data" in (Path(data) / "zarr.json").read_text())
     )
 
 
