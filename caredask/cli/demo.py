@@ -65,7 +65,7 @@ def run_demo(out: Path) -> Path:
         raw, (16, 64, 64), 32, seed=0, save_file=target, verbose=True
     )
     dt = time.perf_counter() - t0
-    print_summary(target, X, Y, axes, 4, dt, "none in .npz (csbdeep's format); see caredask --help")
+    print_summary(target, X, Y, axes, 4, dt, "none in .npz (csbdeep's format: X, Y, axes only)")
     (Xt, _), val, axes_l = load_training_data(target, validation_split=0.1)
     n_val = 0 if val is None else len(val[0])
     print(f"  load_training_data: {len(Xt)} training + {n_val} validation patches, axes {axes_l}")
