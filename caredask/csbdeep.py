@@ -12,7 +12,8 @@ from .augment import anisotropic_distortions
 from .axes import axes_check_and_normalize, axes_dict, move_image_axes
 from .masks.filters import no_background_patches
 from .rawdata import RawData
-from .sampling.create import create_patches, create_patches_reduced_target
+from .sampling.create import create_patches
+from .sampling.reduced import create_patches_reduced_target
 from .statistics.normalize import norm_percentiles, normalize_mi_ma, sample_percentiles
 from .transforms import Transform, broadcast_target, crop_images, permute_axes
 from .writers.load import load_training_data

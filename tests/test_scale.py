@@ -111,7 +111,7 @@ def test_progress_counts_chunks_of_every_pass():
         done, total = last[phase]
         assert 0 < done == total, phase
     assert last["statistics"][1] >= 2 * 64  # one histogram task per chunk of source and target
-    assert last["mask"][1] == 64  # one mask task per target chunk
+    assert last["mask"][1] >= 64  # (at least) one mask task per target chunk
     done = [sum(s[p][0] for p in ("statistics", "mask", "extract")) for s in snaps]
     assert len(snaps) > 100 and done == sorted(done)  # updates within the single image
 

@@ -9,7 +9,9 @@ False: its task is replaced by zeros (:func:`drop_dead_blocks`) and dask never r
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, cast
 
 import dask.array as da
@@ -19,11 +21,21 @@ from dask.core import flatten
 from dask.highlevelgraph import HighLevelGraph
 from dask.optimization import cull
 
-from .background import _above
+from ..loaders.base import RegionSource
+from .background import _above, dilate_above, filter_size
 
-__all__ = ["block_max", "block_maxima", "drop_dead_blocks", "live_blocks", "reads_of"]
+__all__ = [
+    "block_max",
+    "block_maxima",
+    "dilate_above_regions",
+    "dilate_region",
+    "drop_dead_blocks",
+    "live_blocks",
+    "reads_of",
+]
 
 MAX_TASK = "caredask-blockmax"
+DILATE_TASK = "caredask-dilate"
 
 
 def block_max(block: np.ndarray) -> np.ndarray:
@@ -90,3 +102,66 @@ def reads_of(a: da.Array, source: da.Array) -> int:
     """How many blocks of ``source`` computing ``a`` reads (after culling)."""
     culled, _ = cull(dict(a.__dask_graph__()), list(flatten(a.__dask_keys__())))
     return sum(1 for k in culled if isinstance(k, tuple) and k[0] == source.name)
+
+
+def dilate_region(
+    reader: Any,
+    bounds: tuple[slice, ...],
+    depth: Sequence[int],
+    shape: Sequence[int],
+    threshold: np.floating,
+    size: tuple[int, ...],
+    cval: bool,
+) -> np.ndarray:
+    """Task: csbdeep's filter mask on one block, reading the block and its halo from the store.
+
+    The same as ``map_overlap(dilate_above, depth, boundary='none')`` on that block: the halo is
+    clipped at the image's edges, where the kernel's padding value applies.
+    """
+    ext = tuple(
+        slice(max(s.start - d, 0), min(s.stop + d, n))
+        for s, d, n in zip(bounds, depth, shape, strict=True)
+    )
+    out = dilate_above(np.asarray(reader[ext]), threshold, size, cval)
+    return out[
+        tuple(slice(s.start - e.start, s.stop - e.start) for s, e in zip(bounds, ext, strict=True))
+    ]
+
+
+def dilate_above_regions(
+    y: da.Array,
+    region: RegionSource,
+    threshold: np.floating,
+    patch_size: Sequence[int],
+    live: np.ndarray,
+) -> tuple[da.Array, float]:
+    """The filter mask of a target its loader can read by region: one task per live block.
+
+    Dead blocks (``live`` False) are zeros without a task.  Returns the mask (on ``y``'s
+    chunks) and the fraction of the store's cells the live blocks read.
+    """
+    size = filter_size(patch_size)
+    depth = tuple(s // 2 for s in size)
+    cval = bool(np.float32(0) > threshold)
+    name = f"{DILATE_TASK}-{tokenize(y.name, threshold, size, live)}"
+    bounds = [np.concatenate([[0], np.cumsum(c)]) for c in y.chunks]
+    layer: dict[Any, Any] = {}
+    cells: set[tuple[int, ...]] = set()
+    for idx in np.ndindex(*y.numblocks):
+        sl = tuple(slice(int(b[i]), int(b[i + 1])) for b, i in zip(bounds, idx, strict=True))
+        if not live[idx]:
+            layer[(name, *idx)] = np.zeros(tuple(s.stop - s.start for s in sl), bool)
+            continue
+        task = partial(dilate_region, region.reader, sl, depth, y.shape, threshold, size, cval)
+        layer[(name, *idx)] = (task,)
+        cells.update(
+            itertools.product(
+                *[
+                    range(max(s.start - d, 0) // g, (min(s.stop + d, n) - 1) // g + 1)
+                    for s, d, n, g in zip(sl, depth, y.shape, region.grid, strict=True)
+                ]
+            )
+        )
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[])
+    total = int(np.prod([-(-n // g) for n, g in zip(y.shape, region.grid, strict=True)]))
+    return da.Array(graph, name, y.chunks, dtype=bool), len(cells) / max(total, 1)

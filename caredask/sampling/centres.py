@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from functools import partial
 
 import dask
 import dask.array as da
 import numpy as np
 
-__all__ = ["choose_ranks", "locate_ranks", "ranks_to_centres_dense"]
+__all__ = ["choose_ranks", "locate_ranks", "ranks_to_centres_dense", "take_lines"]
 
 
 def choose_ranks(seed: int, n_valid: int, k: int) -> list[int]:
@@ -45,6 +46,37 @@ def _segment_tasks(
     return cell, ranks - before, cum
 
 
+def take_lines(block: np.ndarray, lines: Sequence[tuple[int, ...]]) -> list[np.ndarray]:
+    """Kernel: copies of the given lines (leading-axis indices) of one packed block."""
+    return [np.array(block[line], copy=True) for line in lines]
+
+
+def _fetch_lines(
+    packed: da.Array, cells: np.ndarray, lead_shape: tuple[int, ...], n_blocks: int
+) -> dict[int, np.ndarray]:
+    """The packed bits of each (line, last-axis block) cell: one task per packed block."""
+    bounds = [np.concatenate([[0], np.cumsum(c)]) for c in packed.chunks[:-1]]
+    wanted: dict[tuple[int, ...], list[tuple[int, tuple[int, ...]]]] = {}
+    for c in cells:
+        line, b = divmod(int(c), n_blocks)
+        idx = np.unravel_index(line, lead_shape) if lead_shape else ()
+        blk = tuple(
+            int(np.searchsorted(bd, i, side="right")) - 1 for bd, i in zip(bounds, idx, strict=True)
+        )
+        local = tuple(int(i - bd[j]) for i, bd, j in zip(idx, bounds, blk, strict=True))
+        wanted.setdefault((*blk, b), []).append((int(c), local))
+    blocks = packed.to_delayed(optimize_graph=False)
+    tasks = [
+        dask.delayed(partial(take_lines, lines=[loc for _, loc in cs]), pure=True)(blocks[key])
+        for key, cs in wanted.items()
+    ]
+    out = {}
+    for cs, got in zip(wanted.values(), dask.compute(*tasks), strict=True):
+        for (c, _), line in zip(cs, got, strict=True):
+            out[c] = line
+    return out
+
+
 def locate_ranks(
     ranks: Sequence[int],
     counts: np.ndarray,
@@ -72,18 +104,12 @@ def locate_ranks(
     n_blocks = counts.shape[-1]
     cell, offset, _ = _segment_tasks(ranks_arr, counts)
     x_starts = np.concatenate([[0], np.cumsum(last_chunks)])
-    p_starts = np.concatenate([[0], np.cumsum([-(-c // 8) for c in last_chunks])])
     cells = np.unique(cell)
-    segments = []
-    for c in cells:
-        line, b = divmod(int(c), n_blocks)
-        idx = np.unravel_index(line, lead_shape) if lead_shape else ()
-        segments.append(packed[(*idx, slice(int(p_starts[b]), int(p_starts[b + 1])))])
-    computed = dask.compute(*segments)
+    lines = _fetch_lines(packed, cells, lead_shape, n_blocks)
     lookup = {}
-    for c, seg in zip(cells, computed, strict=True):
+    for c in cells:
         b = int(c) % n_blocks
-        lookup[int(c)] = np.flatnonzero(np.unpackbits(seg, count=int(last_chunks[b])))
+        lookup[int(c)] = np.flatnonzero(np.unpackbits(lines[int(c)], count=int(last_chunks[b])))
     out = np.empty((len(ranks_arr), len(lead_shape) + 1), dtype=np.int64)
     for i, (c, o) in enumerate(zip(cell, offset, strict=True)):
         line, b = divmod(int(c), n_blocks)

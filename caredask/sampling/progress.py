@@ -17,11 +17,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import IO, Any
 
+from dask._task_spec import DataNode
 from dask.callbacks import Callback
 from dask.utils import key_split
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from ..masks.background import MASK_TASK
+from ..masks.skip import DILATE_TASK
 from ..statistics.percentile import STATS_TASK
 from .extract import CUT_TASK, WRITE_TASK
 
@@ -30,6 +32,7 @@ __all__ = ["PHASE_OF", "Cancelled", "LocalCounter", "Monitor", "Progress", "Task
 PHASE_OF = {
     STATS_TASK: "statistics",
     MASK_TASK: "mask",
+    DILATE_TASK: "mask",
     CUT_TASK: "extract",
     WRITE_TASK: "extract",
 }
@@ -97,6 +100,7 @@ class Progress:
         self.start = time.perf_counter()
         self._last = 0.0
         self._bar: Any = None
+        self._line = ""
         if self.tty:
             from tqdm import tqdm
 
@@ -152,12 +156,10 @@ class Progress:
             self._bar.set_postfix_str(self.describe(snap), refresh=False)
             self._bar.refresh()
         else:
-            pct = 100.0 * done / total
-            print(
-                f"caredask: {pct:5.1f}% {self.describe(snap)} ({snap['elapsed']:.0f} s)",
-                file=self.file,
-                flush=True,
-            )
+            line = f"{100.0 * done / total:5.1f}% {self.describe(snap)}"
+            if line != self._line:  # a plain line only when something moved
+                self._line = line
+                print(f"caredask: {line} ({snap['elapsed']:.0f} s)", file=self.file, flush=True)
 
     def cancel(self) -> None:
         """Ask running local computations to stop at their next task."""
@@ -181,7 +183,9 @@ class LocalCounter(Callback):
         self.progress = progress
 
     def _start(self, dsk: Any) -> None:
-        self.progress.add(count_phases(dsk.keys() if hasattr(dsk, "keys") else dsk))
+        # Only tasks: persisted results of earlier passes appear as data and never run.
+        tasks = (k for k, v in dsk.items() if not isinstance(v, DataNode))
+        self.progress.add(count_phases(tasks))
 
     def _pretask(self, key: Any, dsk: Any, state: Any) -> None:
         if self.progress.cancelled.is_set():

@@ -12,6 +12,7 @@ and at least one batch always runs.  The same code serves the local schedulers a
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +25,14 @@ from dask.utils import format_bytes, parse_bytes
 from ..errors import InputError
 from .progress import Progress
 
-__all__ = ["InFlight", "batch_cost", "cluster_threads", "resolve_budget"]
+__all__ = [
+    "InFlight",
+    "batch_cost",
+    "cluster_threads",
+    "max_batches",
+    "resolve_budget",
+    "shared_pool",
+]
 
 LOCAL_DEFAULT = 2 * 2**30
 """Default budget on a local scheduler: 2 GiB (less on machines with under 8 GiB)."""
@@ -147,3 +155,27 @@ class InFlight:
     def describe(self) -> str:
         """``budget 2 GiB``, for messages."""
         return f"budget {format_bytes(self.budget)}"
+
+
+def max_batches(client: Any, threads: int) -> int:
+    """Batches in flight at most: 2 locally (one extracting while the next is read), more on a
+    cluster so that every worker has tasks while batches wait on their round trips."""
+    return 2 if client is None else max(2, threads)
+
+
+@contextlib.contextmanager
+def shared_pool(client: Any, threads: int) -> Iterator[None]:
+    """On the threaded scheduler, one pool of ``threads`` for every batch's computations.
+
+    dask gives each calling thread its own pool; with several batches in flight that would run
+    batches x cores chunk tasks at once (and hold their chunks).  Elsewhere: nothing to do.
+    """
+    if client is not None or dask.config.get("scheduler", "threads") not in (
+        "threads",
+        "threading",
+    ):
+        yield
+        return
+    with cf.ThreadPoolExecutor(threads, thread_name_prefix="caredask-dask") as pool:
+        with dask.config.set(pool=pool):
+            yield
