@@ -27,6 +27,7 @@ from .errors import (
     EmptyRegionError,
     FormatError,
     InputError,
+    MissingDependencyError,
     SourceNotFoundError,
 )
 from .loaders import LazyImage, open_images
@@ -64,6 +65,7 @@ __all__ = [
     "FormatError",
     "InputError",
     "LazyImage",
+    "MissingDependencyError",
     "RawData",
     "SourceNotFoundError",
     "Transform",

@@ -13,6 +13,7 @@ __all__ = [
     "EmptyRegionError",
     "FormatError",
     "InputError",
+    "MissingDependencyError",
     "NonFiniteError",
     "SourceNotFoundError",
 ]
@@ -36,6 +37,10 @@ class SourceNotFoundError(CaredaskError, FileNotFoundError):
 
 class FormatError(CaredaskError, ValueError):
     """A source exists but cannot be read as an image (corrupt, unsupported layout or dtype)."""
+
+
+class MissingDependencyError(CaredaskError, ImportError):
+    """An optional package needed to read a source is not installed (the message says which)."""
 
 
 class EmptyRegionError(CaredaskError, ValueError):

@@ -22,7 +22,7 @@ from numpy.typing import DTypeLike
 from .axes import axes_check_and_normalize
 from .errors import AxesError, InputError
 from .loaders.base import LazyImage
-from .transforms import Item, Transform, mark_rng_free
+from .transforms import Item, Transform, item_sources, mark_rng_free
 
 __all__ = [
     "FrameSpec",
@@ -232,17 +232,28 @@ def accumulate_frames(
     np.dtype(dtype)  # validate early
 
     def _gen(inputs: Iterator[Item]) -> Iterator[Item]:
-        for i, (x, y, axes, mask) in enumerate(inputs):
-            where = f"accumulate_frames image {i}"
+        for i, item in enumerate(inputs):
+            x, y, axes, mask = item
+            src, tgt = item_sources(item, i)
+            if y is None:
+                tgt = src
+            where = f"accumulate_frames, {src}"
             axis = _frame_axis(axes, fa, where)
             stack = x if y is None else y
             if tuple(stack.shape) != tuple(x.shape):
                 raise InputError(
-                    f"{where}: target stack shape {stack.shape} differs from source {x.shape}; "
-                    "give the same stack (or y=None)"
+                    f"{where}: target stack shape {stack.shape} ({tgt}) differs from source "
+                    f"{x.shape}; give the same stack (or y=None)"
                 )
-            xs = sum_frames(x, source_frames, axis, dtype, check_overflow, where + " source")
-            ys = sum_frames(stack, target_frames, axis, dtype, check_overflow, where + " target")
+            xs = sum_frames(x, source_frames, axis, dtype, check_overflow, f"{where} (source)")
+            ys = sum_frames(
+                stack,
+                target_frames,
+                axis,
+                dtype,
+                check_overflow,
+                f"accumulate_frames, {tgt} (target)",
+            )
             m = None if mask is None else da.all(da.asarray(mask), axis=axis)
             yield xs, ys, axes_check_and_normalize(axes).replace(fa, ""), m
 

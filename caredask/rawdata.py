@@ -12,6 +12,7 @@ so both see the same pairs in the same order.  ``sort=True`` sorts naturally ins
 
 from __future__ import annotations
 
+import os
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
@@ -22,9 +23,9 @@ from .axes import axes_check_and_normalize
 from .errors import AxesError, InputError, SourceNotFoundError
 from .loaders import LazyImage, open_images
 from .loaders.labels import open_label
-from .loaders.registry import natural_key
+from .loaders.registry import file_uri_to_path, natural_key
 from .masks.pixel import eligible_pixels, fit_mask, pair_masks
-from .transforms import Item, mark_rng_free
+from .transforms import Item, SourcedItem, mark_rng_free
 
 __all__ = ["RawData", "open_masks"]
 
@@ -38,8 +39,15 @@ def _right_aligned(axes: str, ndim: int, where: str) -> str:
     return axes[len(axes) - ndim :]
 
 
-def _open_tiff(path: Path, axes: str | None, right_align: bool) -> LazyImage:
-    return open_images(path, axes=axes, right_align_axes=right_align)[0]
+def _where(img: LazyImage) -> str:
+    return img.source or img.name
+
+
+def _open_tiff(
+    path: Path, axes: str | None, right_align: bool = True, reader: str | None = None
+) -> LazyImage:
+    options = {} if reader is None else {"reader": reader}
+    return open_images(path, axes=axes, right_align_axes=right_align, **options)[0]
 
 
 class RawData(namedtuple("RawData", ("generator", "size", "description"))):
@@ -59,10 +67,11 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
         axes: str | None = "CZYX",
         pattern: str = "*.tif*",
         sort: bool = False,
+        reader: str | None = None,
         *,
         right_align_axes: bool = True,
     ) -> RawData:
-        """Pairs of TIFF files with the same name in source folders and a target folder.
+        """Pairs of image files with the same name in source folders and a target folder.
 
         Parameters
         ----------
@@ -80,6 +89,10 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
             Glob pattern of the files (case-sensitive, as csbdeep).
         sort : bool
             Natural sort inside each folder instead of csbdeep's directory order.
+        reader : {None, 'bioio'}
+            ``'bioio'`` reads every file through bioio's plugins (see
+            :func:`caredask.open_images`); by default vendor formats (e.g. ``pattern='*.dv'``)
+            go to bioio and TIFFs to tifffile.
         right_align_axes : bool
             csbdeep's rule (default); ``False`` requires ``axes`` to name every dimension of
             every image, as the command line does (a longer ``axes`` is then an error, never
@@ -120,23 +133,26 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
                 )
         axes_n = None if axes is None else axes_check_and_normalize(axes)
 
+        metadata: dict[str, Any] = {}
+
         def _gen() -> Iterator[Item]:
             for fx, fy in pairs:
-                x = _open_tiff(fx, axes_n, right_align_axes)
-                y = _open_tiff(fy, axes_n, right_align_axes)
+                x = _open_tiff(fx, axes_n, right_align_axes, reader)
+                y = _open_tiff(fy, axes_n, right_align_axes, reader)
                 if axes_n is None and x.axes != y.axes:
                     raise AxesError(
                         f"{fx}: axes {x.axes!r} (from its metadata) differ from its target's "
                         f"{y.axes!r} ({fy}); pass axes= explicitly"
                     )
-                yield x.data, y.data, x.axes, None
+                _add_metadata(metadata, x, y)
+                yield SourcedItem((x.data, y.data, x.axes, None), (str(fx), str(fy)))
 
         description = (
             f"{basepath}: target='{target_dir}', sources={list(source_dirs)}, "
             f"axes='{axes_n or 'from metadata'}', pattern='{pattern}'"
         )
         names, targets = [str(f) for f, _ in pairs], [str(t) for _, t in pairs]
-        return RawData(_lazy(_gen, names, targets), len(pairs), description)
+        return RawData(_lazy(_gen, names, targets, metadata), len(pairs), description)
 
     @staticmethod
     def from_arrays(X: Sequence[Any], Y: Sequence[Any], axes: str = "CZYX") -> RawData:
@@ -164,20 +180,28 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
         target: Any,
         axes: str | None = None,
         *,
+        pair_by: str = "auto",
         mask: Any = None,
         mask_label: str | None = None,
         mask_values: Sequence[int] | None = None,
         mask_axes: str | None = None,
         **options: Any,
     ) -> RawData:
-        """Pairs from any two sources :func:`caredask.open_images` reads (same count, order).
+        """Pairs from any two sources :func:`caredask.open_images` reads.
 
         Parameters
         ----------
         source, target : path, URI, array or list of them
-            Source and target images, paired in the order the loader lists them.
+            Source and target images.
         axes : str, optional
             Axes of every image; from the files' metadata when omitted.
+        pair_by : {'auto', 'name', 'position'}
+            ``'name'``: a source and a target pair when their image names are equal (file
+            name, ``store.zarr/array``, ``file.czi@scene``), like csbdeep's folders and
+            ``caredask dataset``; names without a partner are refused, naming them.
+            ``'position'``: the i-th source with the i-th target (arrays, or files whose names
+            legitimately differ).  ``'auto'`` (default): by name when both sides are folders
+            or lists of paths, by position otherwise (arrays, one file or store each).
         mask : path, URI, array or list of them, optional
             csbdeep's pixel mask from a third source in any format (TIFF folder, Zarr arrays,
             an OME-Zarr label image): patch centres only where the whole patch lies on
@@ -197,18 +221,21 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
         Raises
         ------
         InputError
-            Counts differ, ``mask`` and ``mask_label`` both given, a mask that cannot be paired
-            or whose shape does not match its image (both named), or no label image found.
+            Unknown ``pair_by``; images without a partner (named); repeated names when
+            pairing by name; different counts when pairing by position (the extra named);
+            ``mask`` and ``mask_label`` both given, a mask that cannot be paired or whose shape
+            does not match its image (both named), or no label image found.
         """
+        if pair_by not in ("auto", "name", "position"):
+            raise InputError(f"pair_by={pair_by!r}: use 'auto', 'name' or 'position'")
         xs, ys = open_images(source, axes, **options), open_images(target, axes, **options)
-        if len(xs) != len(ys):
-            raise InputError(
-                f"{len(xs)} source images ({source}) but {len(ys)} target images ({target}); "
-                "give one target per source"
-            )
+        by_name = pair_by == "name" or (
+            pair_by == "auto" and _is_collection(source) and _is_collection(target)
+        )
+        pairs = _pair_by_name(xs, ys) if by_name else _pair_by_position(xs, ys)
         masks = open_masks(
-            xs,
-            ys,
+            [x for x, _ in pairs],
+            [y for _, y in pairs],
             axes,
             mask=mask,
             mask_label=mask_label,
@@ -218,19 +245,94 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
         )
 
         def _gen() -> Iterator[Item]:
-            for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
+            for i, (x, y) in enumerate(pairs):
                 if x.axes != y.axes:
                     raise AxesError(
                         f"{x.source}: axes {x.axes!r} differ from its target's {y.axes!r} "
                         f"({y.source}); pass axes= explicitly"
                     )
-                yield x.data, y.data, x.axes, None if masks is None else masks[i]
+                m = None if masks is None else masks[i]
+                yield SourcedItem((x.data, y.data, x.axes, m), (_where(x), _where(y)))
 
-        desc = f"source={source}, target={target}, axes={axes}"
+        desc = f"source={source}, target={target}, axes={axes}, pair_by={pair_by}"
         if mask is not None or mask_label is not None:
             desc += f", mask={mask if mask_label is None else 'labels/' + mask_label}"
-        names, targets = [x.source or x.name for x in xs], [y.source or y.name for y in ys]
-        return RawData(_lazy(_gen, names, targets), len(xs), desc)
+        metadata: dict[str, Any] = {}
+        for x, y in pairs:
+            _add_metadata(metadata, x, y)
+        names = [_where(x) for x, _ in pairs]
+        targets = [_where(y) for _, y in pairs]
+        return RawData(_lazy(_gen, names, targets, metadata), len(pairs), desc)
+
+
+def _is_collection(src: Any) -> bool:
+    """A folder (not a Zarr store) or a non-empty list of paths: sides that pair by name."""
+    from .loaders.zarrs import is_zarr_source
+
+    if isinstance(src, list | tuple):
+        return len(src) > 0 and all(isinstance(s, str | os.PathLike) for s in src)
+    if not isinstance(src, str | os.PathLike):
+        return False
+    text = os.fspath(src)
+    if text.lower().startswith("file://"):
+        text = file_uri_to_path(text)
+    elif "://" in text:
+        return False
+    return Path(text).is_dir() and not is_zarr_source(text)
+
+
+def _listing(names: list[str], limit: int = 10) -> str:
+    more = f" (and {len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def _pair_by_name(xs: list[LazyImage], ys: list[LazyImage]) -> list[tuple[LazyImage, LazyImage]]:
+    for side, images in (("source", xs), ("target", ys)):
+        seen: dict[str, int] = {}
+        for im in images:
+            seen[im.name] = seen.get(im.name, 0) + 1
+        repeated = sorted(n for n, c in seen.items() if c > 1)
+        if repeated:
+            raise InputError(
+                f"the {side} images repeat the names {_listing(repeated)}, so they cannot be "
+                "paired by name; give each image once, or pair by position explicitly "
+                "(pair_by='position', CLI --pair-by position)"
+            )
+    by_name = {y.name: y for y in ys}
+    lonely_x = [_where(x) for x in xs if x.name not in by_name]
+    names_x = {x.name for x in xs}
+    lonely_y = [_where(y) for y in ys if y.name not in names_x]
+    if lonely_x or lonely_y:
+        parts = [f"no target for {_listing(lonely_x)}"] if lonely_x else []
+        parts += [f"no source for {_listing(lonely_y)}"] if lonely_y else []
+        raise InputError(
+            "source and target images are paired by name and some have no partner: "
+            + "; ".join(parts)
+            + "; add the missing files, remove the extra ones, or pair by position explicitly "
+            "(pair_by='position', CLI --pair-by position) if the names legitimately differ"
+        )
+    return [(x, by_name[x.name]) for x in xs]
+
+
+def _pair_by_position(
+    xs: list[LazyImage], ys: list[LazyImage]
+) -> list[tuple[LazyImage, LazyImage]]:
+    if len(xs) != len(ys):
+        if len(xs) > len(ys):
+            extra = f"no target for {_listing([_where(x) for x in xs[len(ys) :]])}"
+        else:
+            extra = f"no source for {_listing([_where(y) for y in ys[len(xs) :]])}"
+        raise InputError(
+            f"{len(xs)} source images but {len(ys)} target images (paired by position): "
+            f"{extra}; give one target per source, in the same order"
+        )
+    return list(zip(xs, ys, strict=True))
+
+
+def _add_metadata(metadata: dict[str, Any], *images: LazyImage) -> None:
+    for img in images:
+        if img.metadata:
+            metadata[img.source or img.name] = img.metadata
 
 
 def open_masks(
@@ -286,10 +388,18 @@ def _ngff_label(x: LazyImage, y: LazyImage, name: str, options: dict[str, Any]) 
 
 
 def _lazy(
-    gen: Callable[[], Iterator[Item]], names: list[str], targets: list[str] | None = None
+    gen: Callable[[], Iterator[Item]],
+    names: list[str],
+    targets: list[str] | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> Callable[[], Iterator[Item]]:
-    """Mark a caredask generator: draws no random numbers, yields lazy images with names."""
+    """Mark a caredask generator: draws no random numbers, yields lazy images with names.
+
+    ``metadata`` (source -> the loader's :attr:`LazyImage.metadata`, filled as images are
+    opened) is what :func:`caredask.writers.provenance.record_source_metadata` stores.
+    """
     gen = mark_rng_free(gen)  # type: ignore[arg-type,assignment]
     gen._caredask_names = names  # type: ignore[attr-defined]
     gen._caredask_targets = targets or []  # type: ignore[attr-defined]
+    gen._caredask_metadata = {} if metadata is None else metadata  # type: ignore[attr-defined]
     return gen

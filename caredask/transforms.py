@@ -18,10 +18,12 @@ from .axes import axes_check_and_normalize, move_image_axes
 from .errors import AxesError, InputError
 
 __all__ = [
+    "SourcedItem",
     "Transform",
     "broadcast_target",
     "crop_images",
     "is_rng_free",
+    "item_sources",
     "mark_rng_free",
     "permute_axes",
 ]
@@ -43,6 +45,28 @@ class Transform(namedtuple("Transform", ("name", "generator", "size"))):
             yield from inputs
 
         return Transform("Identity", mark_rng_free(_gen), 1)
+
+
+class SourcedItem(tuple):
+    """An ``(x, y, axes, mask)`` item that also says which files ``x`` and ``y`` come from.
+
+    It unpacks and indexes like the plain 4-tuple of csbdeep's protocol; the loaders' RawData
+    constructors yield it so that a transform's error can name the files (``sources``).
+    """
+
+    sources: tuple[str, str]
+
+    def __new__(cls, item: Sequence[Any], sources: tuple[str, str] = ("", "")) -> SourcedItem:
+        self = super().__new__(cls, item)
+        self.sources = sources
+        return self
+
+
+def item_sources(item: Any, i: int) -> tuple[str, str]:
+    """``(source, target)`` names of an item: its files if known, else ``image {i}``."""
+    sources = getattr(item, "sources", ("", ""))
+    fallback = f"image {i}"
+    return (sources[0] or fallback, sources[1] or sources[0] or fallback)
 
 
 def mark_rng_free(f: Gen) -> Gen:

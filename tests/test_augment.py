@@ -26,8 +26,9 @@ from caredask.errors import AxesError, InputError
 from caredask.frames import check_accumulator, frame_index, sum_frames_numpy
 from caredask.loaders import LazyImage, open_images
 from caredask.transforms import Transform, is_rng_free, permute_axes
+from tests.oracles import oracle
 
-cd = pytest.importorskip("csbdeep.data")
+cd = oracle("csbdeep.data", "csbdeep")
 
 SETTINGS = settings(max_examples=30, deadline=None)
 

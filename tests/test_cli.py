@@ -7,8 +7,9 @@ import pytest
 
 from caredask.cli.main import main
 from caredask.synthetic import write_tiff_pairs
+from tests.oracles import oracle
 
-cd = pytest.importorskip("csbdeep.data")
+cd = oracle("csbdeep.data", "csbdeep")
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +189,7 @@ def test_patches_from_zarr_and_czi_sources(tmp_path, capsys):
             g.create_array(str(i), data=a, chunks=(3, 16, 16), dimension_names=list("zyx"))
     check_sources(tmp_path, "zarr", [], (2, 8, 8), xs, ys, "ZYX")
 
-    pyczi = pytest.importorskip("pylibCZIrw.czi")
+    pyczi = oracle("pylibCZIrw.czi", "pylibCZIrw")
     for name, arrays in (("low.czi", xs), ("gt.czi", ys)):
         with pyczi.create_czi(str(tmp_path / name), exist_ok=True) as w:
             for z in range(6):

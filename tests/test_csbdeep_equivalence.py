@@ -12,7 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-cd = pytest.importorskip("csbdeep.data")
+from tests.oracles import oracle
+
+cd = oracle("csbdeep.data", "csbdeep")
 import caredask.csbdeep as cc  # noqa: E402
 from caredask.errors import EmptyRegionError  # noqa: E402
 

@@ -26,8 +26,9 @@ from caredask.distortion_ops import (
 from caredask.distortions import anisotropic_distortions
 from caredask.errors import AxesError, InputError
 from caredask.transforms import is_rng_free
+from tests.oracles import oracle
 
-cd = pytest.importorskip("csbdeep.data")
+cd = oracle("csbdeep.data", "csbdeep")
 
 SETTINGS = settings(max_examples=30, deadline=None)
 # Whole-image FFT (csbdeep) vs tile-wise FFT (caredask), both float32: measured ~5e-7.

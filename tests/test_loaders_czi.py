@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from caredask.errors import AxesError, FormatError, SourceNotFoundError
 from caredask.loaders import open_images
 from caredask.loaders.czi import CziSceneReader
+from tests.oracles import oracle
 
-pyczi = pytest.importorskip("pylibCZIrw.czi")
+pyczi = oracle("pylibCZIrw.czi", "pylibCZIrw")
 
 ZSTD = "zstd1:ExplicitLevel=1;PreProcess=HiLoByteUnpack"
 ORIGINS = [(0, 0), (100, 50), (-30, 200)]  # (x, y) of each scene

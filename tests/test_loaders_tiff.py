@@ -274,7 +274,8 @@ def test_graph_pickles_without_handles(files: dict[str, Path], name: str) -> Non
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
-    distributed = pytest.importorskip("distributed")
+    import distributed
+
     with (
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,14 @@ def _store(path: Path, fmt: int = 3) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture
-def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Keys read from any LocalStore (threads included)."""
+def reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Keys read from any LocalStore (threads included).
+
+    With zarr-python's codec pipeline: the ``zarrs`` pipeline reads files from Rust, past the
+    Python store methods this counts.
+    """
+    from caredask.loaders.codecs import use_zarrs
+
     log: list[str] = []
     orig = zarr.storage.LocalStore.get
 
@@ -55,7 +62,8 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return await orig(self, key, *args, **kwargs)
 
     monkeypatch.setattr(zarr.storage.LocalStore, "get", get)
-    return log
+    with use_zarrs(False):
+        yield log
 
 
 def _pixel_reads(log: list[str]) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dask.array as da
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage as ndi
@@ -19,8 +18,9 @@ from caredask.masks.background import (
 )
 from caredask.masks.filters import no_background_patches
 from caredask.sampling.centres import locate_ranks
+from tests.oracles import oracle
 
-cdg = pytest.importorskip("csbdeep.data")
+cdg = oracle("csbdeep.data", "csbdeep")
 
 SETTINGS = settings(max_examples=50, deadline=None)
 

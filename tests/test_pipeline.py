@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import tifffile
 
-cd = pytest.importorskip("csbdeep.data")
+from tests.oracles import oracle
+
+cd = oracle("csbdeep.data", "csbdeep")
 import caredask  # noqa: E402
 import caredask.csbdeep as cc  # noqa: E402
 from caredask.errors import AxesError, InputError, SourceNotFoundError  # noqa: E402
@@ -75,7 +77,8 @@ def test_scheduler_independent(folder, reference, scheduler):
 
 
 def test_distributed_cluster(folder, reference):
-    distributed = pytest.importorskip("distributed")
+    import distributed
+
     with (
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None

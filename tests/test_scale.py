@@ -229,7 +229,7 @@ def test_output_far_larger_than_memory_starts_and_streams(tmp_path, monkeypatch)
 
 
 def test_distributed_worker_killed_mid_job(tmp_path):
-    distributed = pytest.importorskip("distributed")
+    import distributed
     ref = caredask.generate_training_data(raw(6), PATCH, K, seed=4)
     killed = []
     with (

@@ -7,9 +7,12 @@ Subcommand modules import from here (and from :mod:`caredask.cli.cluster`), neve
 from __future__ import annotations
 
 import argparse
+import contextlib
+import glob
 import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +20,22 @@ __all__ = [
     "AXES_HELP",
     "HelpFormatter",
     "add_axes_option",
+    "add_no_zarrs_option",
     "add_normalization_options",
     "add_quiet_option",
+    "add_reader_option",
     "close_progress_bars",
     "cli_spelling",
     "disk_size",
     "examples",
     "interrupted_note",
+    "mtime_of",
     "one",
+    "one_line",
     "print_error",
     "print_summary",
+    "reader_options",
+    "zarrs_switch",
 ]
 
 AXES_HELP = (
@@ -76,6 +85,49 @@ def add_quiet_option(p: Any) -> None:
     p.add_argument(
         "--quiet", "-q", action="store_true", help="no progress bar (the summary still prints)"
     )
+
+
+def add_reader_option(p: Any) -> None:
+    """``--reader bioio``: read every file through bioio's plugins (also TIFF and CZI)."""
+    p.add_argument(
+        "--reader",
+        choices=("bioio",),
+        default=None,
+        help="read every file through bioio's plugins, also TIFF/CZI (pip install "
+        "caredask[bioio]); default: native readers, bioio for vendor formats (.dv, .nd2, ...)",
+    )
+
+
+def reader_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Loader options from ``--reader`` (none when it is not given)."""
+    reader = getattr(args, "reader", None)
+    return {} if reader is None else {"reader": reader}
+
+
+_NO_ZARRS = "read Zarr with zarr-python's codec pipeline even if zarrs is installed"
+
+
+def add_no_zarrs_option(parser: argparse.ArgumentParser, subparsers: Any) -> None:
+    """``--no-zarrs`` on the main parser and on every subcommand (before or after its name).
+
+    The subcommands store it under their own name, so that their default cannot undo the
+    switch given before the command name.
+    """
+    parser.add_argument("--no-zarrs", action="store_true", help=_NO_ZARRS)
+    for p in subparsers.choices.values():
+        p.add_argument("--no-zarrs", dest="no_zarrs_here", action="store_true", help=_NO_ZARRS)
+
+
+@contextlib.contextmanager
+def zarrs_switch(args: argparse.Namespace) -> Iterator[None]:
+    """Turn ``zarrs`` off while a command runs when ``--no-zarrs`` was given."""
+    if getattr(args, "no_zarrs", False) or getattr(args, "no_zarrs_here", False):
+        from ..loaders.codecs import use_zarrs
+
+        with use_zarrs(False):
+            yield
+    else:
+        yield
 
 
 def add_normalization_options(g: Any) -> None:
@@ -138,33 +190,56 @@ def close_progress_bars() -> None:
     sys.stdout.flush()
 
 
+def one_line(message: str) -> str:
+    """A message on one line (library messages sometimes hold newlines)."""
+    return " ".join(message.split())
+
+
 def print_error(message: str) -> None:
-    """``caredask: error: ...`` as the last thing on screen, in the command line's spelling."""
+    """``caredask: error: ...`` last on screen, on one line, in the command line's spelling."""
     close_progress_bars()
-    print(f"caredask: error: {cli_spelling(message)}", file=sys.stderr, flush=True)
+    print(f"caredask: error: {one_line(cli_spelling(message))}", file=sys.stderr, flush=True)
 
 
-def interrupted_note(output: str | None, existed: bool) -> str:
-    """What an interrupted run left at ``output`` (a file, store or folder).
+def mtime_of(output: str | None) -> int | None:
+    """Modification time (ns) of ``output``, ``None`` when there is none (or no output)."""
+    if not output or not os.path.lexists(output):
+        return None
+    return os.lstat(output).st_mtime_ns
 
-    ``existed`` says whether ``output`` was there before the run started.
+
+def interrupted_note(output: str | None, before: int | None) -> str:
+    """What an interrupted run left at ``output`` (a file, store or folder), in one phrase.
+
+    ``before`` is :func:`mtime_of` ``output`` when the run started. A finished output is only
+    ever renamed into place whole, so ``output`` is either the one from before, the complete
+    new one, or absent; what else is left (a ``.partial`` store to resume, temporary files) is
+    named.
     """
     if not output:
         return "nothing was written"
     out = Path(output)
-    partial = out.with_name(out.name + ".partial")
-    if partial.exists():
-        return (
-            f"the unfinished store {partial} is kept; rerun the same command to resume it "
-            "(--restart starts over)"
-        )
-    if existed:
-        return f"{out} is still the one from before this run"
-    if out.is_dir() and out.suffix != ".zarr":
+    now = mtime_of(output)
+    if out.is_dir() and out.suffix != ".zarr":  # a dataset folder
         return f"what was already written under {out} stays there (remove it or pass --overwrite)"
-    if out.exists():
-        return f"{out} was completed before the interrupt"
-    return f"{out} was not written and nothing partial was left behind"
+    if before is None and now is None:
+        what = f"{out} not written"
+    elif now == before:
+        what = f"{out} unchanged"
+    else:
+        what = f"{out} {'written' if now is not None else 'removed'}"
+    partial = out.with_name(out.name + ".partial")
+    temps = sorted(out.parent.glob(f".{glob.escape(out.name)}.*.tmp"))
+    if os.path.lexists(partial):
+        what += (
+            f"; the interrupted store {partial} is kept: run the same command again to "
+            "resume it (--restart to start over)"
+        )
+    if temps:
+        what += f"; temporary files left for the next run to remove: {', '.join(map(str, temps))}"
+    if not temps and not os.path.lexists(partial):
+        what += "; partial files removed"
+    return what
 
 
 def one(values: list[str]) -> str | list[str]:

@@ -18,8 +18,10 @@ from .common import (
     add_axes_option,
     add_normalization_options,
     add_quiet_option,
+    add_reader_option,
     examples,
     print_summary,
+    reader_options,
 )
 from .mask_opts import add_mask_options, mask_kwargs
 
@@ -60,6 +62,7 @@ def _add_index(sub: Any) -> None:
     )
     s.add_argument("--min-frames", type=int, default=None, help="minimum length of the T axis")
     p.add_argument("--quiet", "-q", action="store_true", help="summary only")
+    add_reader_option(p)
     p.set_defaults(handler=_index)
 
 
@@ -85,6 +88,7 @@ def _add_dataset_inputs(p: Any) -> None:
     i.add_argument(
         "--index", default=None, metavar="FILE", help="index file (default: OUTPUT/index.json)"
     )
+    add_reader_option(i)
 
 
 def _add_dataset(sub: Any) -> None:
@@ -216,6 +220,7 @@ def _index(args: argparse.Namespace) -> int:
         pattern=args.pattern,
         recursive=args.recursive,
         screening=Screening(args.ndim, ps, args.min_frames),
+        **reader_options(args),
     )
     units = len({r.path for r in idx.records})
     print(
@@ -286,6 +291,7 @@ def _dataset(args: argparse.Namespace) -> int:
             verbose=not args.quiet,
             on_empty="skip" if args.skip_empty else "raise",
             **mask_kwargs(args),
+            **reader_options(args),
         )
         seconds = time.perf_counter() - t0
         d = res.manifest.data

@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CaredaskError
-from .common import HelpFormatter, add_axes_option, disk_size, examples, print_error
+from .common import (
+    HelpFormatter,
+    add_axes_option,
+    add_reader_option,
+    disk_size,
+    examples,
+    print_error,
+    reader_options,
+)
 
 __all__ = ["DEFAULT_STATS_PERCENTILES", "add_parser", "describe", "run"]
 
@@ -16,7 +24,8 @@ DEFAULT_STATS_PERCENTILES = (0.1, 1.0, 50.0, 99.0, 99.9)
 
 DESCRIPTION = """\
 Show what caredask sees in each path: every image with its name, source, shape, axes, dtype,
-dask chunks and size on disk; with --stats also its exact minimum, percentiles and maximum
+dask chunks and size on disk, and what the format says beyond pixels (reader, pixel sizes,
+channel names); with --stats also its exact minimum, percentiles and maximum
 (this reads all pixels). Reads metadata only otherwise. Every path is reported: a path that
 fails gets its own error line and the others still print; the exit status is 2 if any failed.
 """
@@ -37,6 +46,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("path", nargs="+", help="files, folders, Zarr stores, CZI files or URIs")
     add_axes_option(p)
+    add_reader_option(p)
     p.add_argument(
         "--stats",
         action="store_true",
@@ -63,13 +73,14 @@ def _on_disk(source: str) -> str:
     return _size(disk_size(local)) + note
 
 
-def describe(paths: Sequence[str], axes: str | None) -> list[dict[str, Any]]:
-    """One row per image: name, source, shape, axes, dtype, chunks (raises on a bad path)."""
+def describe(paths: Sequence[str], axes: str | None, **options: Any) -> list[dict[str, Any]]:
+    """One row per image: name, source, shape, axes, dtype, chunks, metadata (raises on a bad
+    path); ``options`` go to :func:`caredask.open_images` (e.g. ``reader='bioio'``)."""
     from ..loaders import open_images
 
     rows = []
     for p in paths:
-        for img in open_images(p, axes):
+        for img in open_images(p, axes, **options):
             rows.append(
                 {
                     "name": img.name,
@@ -80,6 +91,7 @@ def describe(paths: Sequence[str], axes: str | None) -> list[dict[str, Any]]:
                     "chunks": img.data.chunksize,
                     "n_chunks": img.data.npartitions,
                     "data": img.data,
+                    "metadata": img.metadata,
                 }
             )
     return rows
@@ -97,12 +109,29 @@ def _stats(data: Any, q: Sequence[float]) -> str:
     return f"min {lo}, {shown}, max {hi}"
 
 
+def _metadata_lines(meta: dict[str, Any]) -> list[str]:
+    """``inspect`` lines for a loader's metadata: reader, pixel sizes, channel names."""
+    lines = []
+    if meta.get("reader"):
+        where = f"scene {meta.get('scene')}, dims {meta.get('dims')}"
+        lines.append(f"reader: {meta['reader']} ({where})")
+    pps = meta.get("physical_pixel_sizes")
+    if pps:
+        sizes = "  ".join(f"{k} {'?' if v is None else f'{v:g}'}" for k, v in pps.items())
+        lines.append(f"pixel size (um): {sizes}")
+    if meta.get("channel_names"):
+        lines.append(f"channels: {', '.join(meta['channel_names'])}")
+    return lines
+
+
 def _show(r: dict[str, Any], stats: Sequence[float] | None) -> None:
     print(
         f"{r['name']}\n  source: {r['source']}\n  shape:  {r['shape']}  axes: {r['axes']}"
         f"  dtype: {r['dtype']}\n  chunks: {r['chunks']} ({r['n_chunks']} chunks)"
         f"\n  on disk: {_on_disk(str(r['source']))}"
     )
+    for line in _metadata_lines(r["metadata"]):
+        print(f"  {line}")
     if stats is not None:
         print(f"  stats:  {_stats(r['data'], stats)}", flush=True)
 
@@ -112,9 +141,9 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.path:
         try:
-            for r in describe([path], args.axes):
+            for r in describe([path], args.axes, **reader_options(args)):
                 _show(r, args.stats_percentiles if args.stats else None)
-        except CaredaskError as e:
+        except (CaredaskError, OSError) as e:
             failed += 1
-            print_error(str(e))
+            print_error(str(e) or type(e).__name__)
     return 2 if failed else 0

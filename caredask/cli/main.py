@@ -10,12 +10,20 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
+from typing import NoReturn
 
 from .. import __version__
 from ..errors import CaredaskError
-from . import dataset_cmd, demo, inspect_cmd, patches_cmd, preview_cmd
-from .common import HelpFormatter, close_progress_bars, interrupted_note, print_error
+from . import convert_cmd, dataset_cmd, demo, inspect_cmd, patches_cmd, preview_cmd
+from .common import (
+    HelpFormatter,
+    add_no_zarrs_option,
+    close_progress_bars,
+    interrupted_note,
+    mtime_of,
+    print_error,
+    zarrs_switch,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -37,9 +45,16 @@ examples:
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with caredask's error format: one line ``caredask: error: ...``, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"caredask: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``caredask`` command."""
-    ap = argparse.ArgumentParser(
+    ap = _Parser(
         prog="caredask", description=DESCRIPTION, epilog=EPILOG, formatter_class=HelpFormatter
     )
     ap.add_argument("--version", action="version", version=f"caredask {__version__}")
@@ -49,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     dataset_cmd.add_parsers(sub)
     preview_cmd.add_parser(sub)
     demo.add_parser(sub)
+    convert_cmd.add_parser(sub)
+    add_no_zarrs_option(ap, sub)  # last: every subcommand takes it
     return ap
 
 
@@ -60,19 +77,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``caredask`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
     output = _output_of(args)
-    existed = bool(output) and Path(str(output)).exists()
+    before = mtime_of(output)
     try:
-        return int(args.handler(args))
+        with zarrs_switch(args):
+            return int(args.handler(args))
     except CaredaskError as e:
         print_error(str(e))
         return 2
+    except OSError as e:  # the system refused (disk full, permissions, network share gone)
+        print_error(str(e) or type(e).__name__)
+        return 2
     except KeyboardInterrupt:
         close_progress_bars()
-        print(
-            f"caredask: interrupted (Ctrl-C); {interrupted_note(output, existed)}",
-            file=sys.stderr,
-            flush=True,
-        )
+        note = interrupted_note(output, before)
+        print(f"caredask: interrupted: {note}", file=sys.stderr, flush=True)
         return 130
 
 

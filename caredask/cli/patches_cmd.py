@@ -15,9 +15,11 @@ from .common import (
     add_axes_option,
     add_normalization_options,
     add_quiet_option,
+    add_reader_option,
     examples,
     one,
     print_summary,
+    reader_options,
 )
 from .mask_opts import add_mask_options, mask_kwargs
 from .preview_cmd import check_preview_option, patches_preview
@@ -32,8 +34,8 @@ to a .npz file (csbdeep's format) or a .zarr store (streamed, with provenance).
 Inputs, one of:
   BASEPATH                 csbdeep's layout: BASEPATH/low/*.tif and BASEPATH/GT/*.tif with the
                            same file names, in csbdeep's (unsorted) file order unless --sort
-  --source ... --target ...  any format caredask reads (TIFF, Zarr, OME-Zarr, CZI, URIs),
-                           paired in natural file order
+  --source ... --target ...  any format caredask reads (TIFF, Zarr, OME-Zarr, CZI, URIs,
+                           vendor formats through bioio), paired by name (see --pair-by)
   --manifest FILE          rebuild the training data of a 'caredask dataset' bit for bit
 """
 
@@ -124,9 +126,18 @@ def add_parser(sub: Any) -> None:
         nargs="+",
         metavar="PATH",
         help="instead of BASEPATH: source files, folders, Zarr/OME-Zarr stores, URIs or CZI "
-        "files, paired in order with --target",
+        "files, paired with --target (see --pair-by)",
     )
-    i.add_argument("--target", nargs="+", metavar="PATH", help="target images, same order")
+    i.add_argument(
+        "--target", nargs="+", metavar="PATH", help="target images (paired with --source)"
+    )
+    i.add_argument(
+        "--pair-by",
+        choices=("auto", "name", "position"),
+        default="auto",
+        help="pair --source and --target images by name or by position; auto: by name when "
+        "both are folders or lists of files, else by position",
+    )
     i.add_argument(
         "--manifest",
         default=None,
@@ -140,6 +151,7 @@ def add_parser(sub: Any) -> None:
     i.add_argument("--target-dir", default="GT", metavar="DIR", help="target folder")
     add_axes_option(i)
     i.add_argument("--pattern", default="*.tif*", help="glob pattern of the image files")
+    add_reader_option(i)
     i.add_argument(
         "--sort",
         action="store_true",
@@ -216,12 +228,9 @@ def _check(args: argparse.Namespace) -> Path:
         from ..sampling.schedule import resolve_budget
 
         resolve_budget(args.memory)  # checked before any work starts
-    out = Path(args.output)
-    if out.suffix not in (".npz", ".zarr"):
-        raise InputError(f"--output {out}: use a file name ending in .npz or .zarr")
-    if out.exists() and not args.overwrite:
-        raise InputError(f"{out} exists; pass --overwrite to replace it or choose another name")
-    return out
+    from ..writers.paths import check_output_path
+
+    return check_output_path(args.output, args.overwrite, cli=True)
 
 
 def _raw_data(args: argparse.Namespace) -> Any:
@@ -229,7 +238,14 @@ def _raw_data(args: argparse.Namespace) -> Any:
 
     masks = mask_kwargs(args)
     if args.source is not None:
-        return RawData.from_sources(one(args.source), one(args.target), args.axes, **masks)
+        return RawData.from_sources(
+            one(args.source),
+            one(args.target),
+            args.axes,
+            pair_by=args.pair_by,
+            **masks,
+            **reader_options(args),
+        )
     if masks:
         raise InputError(
             "--mask/--mask-label need --source/--target (not BASEPATH): e.g. --source "
@@ -242,15 +258,19 @@ def _raw_data(args: argparse.Namespace) -> Any:
         args.axes,
         args.pattern,
         sort=args.sort,
+        reader=args.reader,
         right_align_axes=False,
     )
 
 
-def _provenance(out: Path) -> str:
+def _provenance(out: Path, raw: Any) -> str:
     if out.suffix == ".zarr":
+        from ..writers.provenance import record_source_metadata
+
+        meta = ", the sources' metadata" if record_source_metadata(out, raw) else ""
         return (
             f"{out / 'zarr.json'} (store attributes: sources, axes, seed, per-image thresholds "
-            "and percentiles, caredask version)"
+            f"and percentiles{meta}, caredask version)"
         )
     return (
         "none in .npz (csbdeep's format holds X, Y, axes only); write NAME.zarr or use "
@@ -300,7 +320,7 @@ def run(args: argparse.Namespace) -> int:
         for name in done.get("skipped", []):
             print(f"skipped (no foreground): {name}", file=sys.stderr)
         n_images = int(done.get("images", int(X.shape[0]) // int(args.n_patches_per_image)))
-        print_summary(out, X, Y, axes, n_images, seconds, _provenance(out))
+        print_summary(out, X, Y, axes, n_images, seconds, _provenance(out, raw))
         if done.get("resumed"):
             print(f"  resumed: {done['resumed']} images were taken over from an interrupted run")
         png = patches_preview(args, out, list(getattr(raw.generator, "_caredask_names", [])))

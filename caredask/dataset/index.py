@@ -37,6 +37,7 @@ from typing import Any
 from .. import __version__
 from ..errors import FormatError, InputError, SourceNotFoundError
 from ..loaders import LazyImage, open_images
+from ..loaders.bioimage import VENDOR_PLUGINS
 from ..loaders.registry import _ensure_builtins, natural_key
 
 __all__ = [
@@ -52,8 +53,9 @@ __all__ = [
 ]
 
 INDEX_SCHEMA = "caredask.index/1"
-DEFAULT_SUFFIXES = (".tif", ".tiff", ".czi", ".zarr")
-"""What a folder listing picks up when no pattern is given (case-insensitive suffixes)."""
+DEFAULT_SUFFIXES = tuple(dict.fromkeys((".tif", ".tiff", ".czi", ".zarr", *VENDOR_PLUGINS)))
+"""What a folder listing picks up when no pattern is given (case-insensitive suffixes; vendor
+formats such as ``.dv``, ``.nd2``, ``.lif`` are read through bioio)."""
 _ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
 _ID_DIGITS = 16
 
@@ -220,8 +222,9 @@ def expand_sources(
     sources : path or sequence of paths
         Files, Zarr stores, folders (listed in natural order) or URIs.
     pattern : str, optional
-        Glob pattern of the entries taken from folders (default: suffixes ``.tif``, ``.tiff``,
-        ``.czi``, ``.zarr``, any case).  Explicitly named files are always taken.
+        Glob pattern of the entries taken from folders (default: :data:`DEFAULT_SUFFIXES`:
+        ``.tif``, ``.tiff``, ``.czi``, ``.zarr`` and the vendor formats bioio reads, any case).
+        Explicitly named files are always taken.
     recursive : bool
         Descend into sub-folders (not into stores).
 

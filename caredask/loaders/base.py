@@ -9,7 +9,7 @@ file itself) and wraps it with :func:`reader_to_dask`, whose task names are dete
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import dask.array as da
@@ -51,12 +51,16 @@ class LazyImage:
         A readable identifier (file name, ``file.czi@scene``, array path).
     source : str
         Where the pixels come from (path or URI), for messages and provenance.
+    metadata : dict
+        What the format says about the image beyond pixels, JSON-serialisable (e.g. the
+        bioio loader's ``physical_pixel_sizes`` and ``channel_names``); empty if nothing.
     """
 
     data: da.Array
     axes: str
     name: str
     source: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if len(self.axes) != self.data.ndim:

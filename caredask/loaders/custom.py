@@ -41,8 +41,9 @@ import numpy as np
 from dask.base import tokenize
 
 from ..axes import axes_check_and_normalize
-from ..errors import AxesError, InputError, SourceNotFoundError
+from ..errors import AxesError, CaredaskError, FormatError, InputError, SourceNotFoundError
 from .base import LazyImage, file_identity, reader_to_dask
+from .guarded import GuardedReader
 from .registry import natural_key, register_loader
 
 __all__ = [
@@ -212,20 +213,23 @@ def _default_chunks(x: Any, chunks: Any) -> Any:
     return "auto"
 
 
-def _wrap_result(x: Any, ident: Any, chunks: Any) -> da.Array:
+def _wrap_result(x: Any, ident: Any, chunks: Any, where: str) -> da.Array:
     """Lazy dask array of what ``read_source_func`` returned (see the module docstring)."""
     if isinstance(x, da.Array):
         return x if chunks is None else x.rechunk(chunks)
     reader = _as_memmap_reader(x)
     if reader is not None:
-        return reader_to_dask(reader, _default_chunks(x, chunks), ident, "read-custom-mmap")
+        guarded = GuardedReader(reader, where, _FIX_MMAP)
+        return reader_to_dask(guarded, _default_chunks(x, chunks), ident, "read-custom-mmap")
     if not all(hasattr(x, a) for a in ("shape", "dtype", "__getitem__")) or isinstance(
         x, np.ndarray
     ):
         x = np.asarray(x)  # in memory
-    elif not hasattr(x, "ndim"):
+        return reader_to_dask(x, _default_chunks(x, chunks), ident, "read-custom")
+    if not hasattr(x, "ndim"):
         x = _WithNdim(x)
-    return reader_to_dask(x, _default_chunks(x, chunks), ident, "read-custom")
+    guarded = GuardedReader(x, where, _FIX_FUNC)
+    return reader_to_dask(guarded, _default_chunks(x, chunks), ident, "read-custom")
 
 
 @dataclass
@@ -250,6 +254,25 @@ class _WithNdim:
         return np.asarray(self.inner[key])
 
 
+_FIX_FUNC = "the file is damaged, or read_source_func returned an array that cannot be read"
+_FIX_MMAP = "the memory-mapped file was truncated or changed after it was opened; open it again"
+_FIX_LOADER = "the file is damaged or changed, or chunked_loader cannot read it; check both"
+
+
+def _call(f: Callable[..., Any], what: str, src: str | Path, *args: Any, **kwargs: Any) -> Any:
+    """Call a user's read function; its errors become a FormatError naming the file."""
+    try:
+        return f(src, *args, **kwargs)
+    except CaredaskError:
+        raise
+    except Exception as e:
+        raise FormatError(
+            f"{_source_text(src)}: {what} {getattr(f, '__name__', f)!s} failed on this file "
+            f"({type(e).__name__}: {e}); check the file (damaged or of another format) and the "
+            "function"
+        ) from e
+
+
 def _name(src: str | Path) -> str:
     return src.name if isinstance(src, Path) else str(src).rstrip("/").rsplit("/", 1)[-1]
 
@@ -261,23 +284,25 @@ def _source_text(src: str | Path) -> str:
 def _read_func_image(
     src: str | Path, axes: str | None, func: Callable[..., Any], kwargs: dict[str, Any], chunks: Any
 ) -> LazyImage:
-    result = func(src, axes, **kwargs)
+    result = _call(func, "read_source_func", src, axes, **kwargs)
     shape = tuple(int(n) for n in np.shape(result))
     img_axes = _check_axes(axes, shape, src)
     ident = (_identity(src), tokenize(func), tokenize(kwargs), img_axes)
-    data = _wrap_result(result, ident, chunks)
+    data = _wrap_result(result, ident, chunks, _source_text(src))
     return LazyImage(data, img_axes, _name(src), source=_source_text(src))
 
 
 def _chunked_image(
     src: str | Path, axes: str | None, loader: Callable[[Any], Any], chunks: Any
 ) -> LazyImage:
-    opened = loader(src)
+    opened = _call(loader, "chunked_loader", src)
     shape, dtype = tuple(int(n) for n in opened.shape), np.dtype(opened.dtype)
     spec = _default_chunks(opened, chunks)
     del opened
     img_axes = _check_axes(axes, shape, src)
-    reader = ChunkedLoaderReader(src, loader, shape, dtype)
+    reader = GuardedReader(
+        ChunkedLoaderReader(src, loader, shape, dtype), _source_text(src), _FIX_LOADER
+    )
     ident = (_identity(src), tokenize(loader))
     data = reader_to_dask(reader, spec, ident, "read-custom-chunked")
     return LazyImage(data, img_axes, _name(src), source=_source_text(src))

@@ -112,7 +112,8 @@ class CziSceneReader:
             y0, x0 = int(ys.min()), int(xs.min())
             roi = (self.origin[0] + x0, self.origin[1] + y0)
             size = (int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1)
-            with _reading(self.path) as reader:
+            where = f"scene {self.scene}, pixels {key}"
+            with _reading(self.path, where) as reader:
                 for pos in np.ndindex(*out.shape[:-2]):
                     plane = self._plane([int(i[p]) for i, p in zip(idx, pos, strict=False)])
                     tile = reader.read(
@@ -141,7 +142,7 @@ def _expand_key(key: Any, shape: tuple[int, ...]) -> tuple[list[np.ndarray], lis
 
 
 @contextmanager
-def _reading(path: str) -> Iterator[Any]:
+def _reading(path: str, what: str = "") -> Iterator[Any]:
     """``pyczi.open_czi`` with caredask errors (the file may have changed since opening)."""
     pyczi = _pyczi()
     try:
@@ -151,7 +152,8 @@ def _reading(path: str) -> Iterator[Any]:
         raise
     except Exception as e:
         raise FormatError(
-            f"{path}: reading the CZI failed ({type(e).__name__}: {e}); the file is damaged, "
+            f"{path}: reading the CZI{' (' + what + ')' if what else ''} failed "
+            f"({type(e).__name__}: {e}); the file is damaged, "
             "truncated or changed since it was opened; copy or export it again"
         ) from e
 

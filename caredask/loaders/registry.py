@@ -10,11 +10,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from ..errors import InputError, SourceNotFoundError
 from .base import LazyImage
 
-__all__ = ["Loader", "natural_key", "open_images", "register_loader"]
+__all__ = ["READERS", "Loader", "file_uri_to_path", "natural_key", "open_images", "register_loader"]
 
 Opener = Callable[..., list[LazyImage]]
 Probe = Callable[[Any, dict[str, Any]], bool]
@@ -39,7 +40,10 @@ _OPTIONAL_MODULES = (
     "caredask.loaders.custom",
     "caredask.loaders.zarrs",
     "caredask.loaders.czi",
+    "caredask.loaders.bioimage",
 )
+READERS = (None, "bioio")
+"""Values of ``open_images(..., reader=...)``: automatic, or every file through bioio."""
 _loaded = False
 _load_lock = threading.Lock()
 
@@ -69,6 +73,23 @@ def _ensure_builtins() -> None:
 def natural_key(s: str) -> list[Any]:
     """Sort key that puts ``'2'`` before ``'10'``."""
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(s))]
+
+
+def file_uri_to_path(uri: str) -> str:
+    """The local path of a ``file://`` URI, percent-decoded.
+
+    ``file:///abs/my%20data/x.zarr`` -> ``/abs/my data/x.zarr`` (``Path.as_uri()`` writes a
+    space as ``%20``); ``file://localhost/abs/x`` -> ``/abs/x``; the relative form
+    ``file://rel/x`` that zarr's ``store_path`` prints -> ``rel/x``.
+    """
+    rest = uri[len("file://") :]
+    if rest.lower().startswith("localhost/"):
+        rest = rest[len("localhost") :]
+    return unquote(rest)
+
+
+def _is_file_uri(x: Any) -> bool:
+    return isinstance(x, str) and x.lower().startswith("file://")
 
 
 def _is_pathlike(x: Any) -> bool:
@@ -113,7 +134,10 @@ def open_images(source: Any, axes: str | None = None, **options: Any) -> list[La
         Axes of each image (letters of ``STCZYX``); taken from the file's metadata when omitted
         and the format has them.
     **options
-        Passed to the loader (e.g. ``chunks=``, ``pattern=``).
+        Passed to the loader (e.g. ``chunks=``, ``pattern=``).  ``reader='bioio'`` sends every
+        file (also TIFF and CZI) through bioio's plugins (``pip install caredask[bioio]``);
+        by default only extensions no native loader reads (``.dv``, ``.nd2``, ``.lif``, ...)
+        go there.
 
     Returns
     -------
@@ -125,9 +149,21 @@ def open_images(source: Any, axes: str | None = None, **options: Any) -> list[La
     SourceNotFoundError
         A path that does not exist.
     InputError
-        A source of a kind no loader understands.
+        A source of a kind no loader understands, or an unknown ``reader``.
+    MissingDependencyError
+        The optional package a file needs is not installed (the message names it).
     """
     _ensure_builtins()
+    reader = options.pop("reader", None)
+    if reader not in READERS:
+        raise InputError(
+            f"{source}: reader={reader!r} is not known; use reader='bioio' (every file through "
+            "bioio's plugins) or leave it out (automatic)"
+        )
+    if reader == "bioio":
+        from .bioimage import open_bioio
+
+        return open_bioio(source, axes, **options)
     for loader in _LOADERS:
         if loader.probe(source, options):
             return loader.open(source, axes, **options)
@@ -137,6 +173,8 @@ def open_images(source: Any, axes: str | None = None, **options: Any) -> list[La
         for s in source:
             images.extend(open_images(s, axes, **options))
         return images
+    if _is_file_uri(source):  # e.g. file:///data/my%20images/x.tif for a file loader
+        return open_images(Path(file_uri_to_path(source)), axes, **options)
     if _is_pathlike(source) and Path(source).is_dir():
         return _open_folder(Path(source), axes, **options)
     if _is_pathlike(source) and "://" not in str(source) and not Path(source).exists():

@@ -35,6 +35,7 @@ from dask.array.core import normalize_chunks
 from ..axes import axes_check_and_normalize, suggest_axes
 from ..errors import AxesError, CaredaskError, FormatError, InputError, SourceNotFoundError
 from .base import LazyImage, balanced_chunks, file_identity, reader_to_dask
+from .bioimage import probe_bioio
 from .registry import natural_key, register_loader
 
 __all__ = [
@@ -415,8 +416,11 @@ def probe_tiff(source: Any, options: dict[str, Any]) -> bool:
             return False
         # A folder is TIFF's when asked with a pattern, or when it holds TIFF files (a folder
         # of other formats, e.g. CZI, goes to the registry's per-file listing).
-        return "pattern" in options or any(
-            f.suffix.lower() in TIFF_SUFFIXES for f in p.iterdir() if not f.name.startswith(".")
+        # A folder that also holds vendor files (.dv, .nd2, ...) is listed file by file too.
+        names = [f.name for f in p.iterdir() if not f.name.startswith(".")]
+        return "pattern" in options or (
+            any(Path(n).suffix.lower() in TIFF_SUFFIXES for n in names)
+            and not any(probe_bioio(p / n, options) for n in names)
         )
     return p.suffix.lower() in TIFF_SUFFIXES
 

@@ -28,7 +28,9 @@ the image into the read of each block, so computing a patch decodes only the sto
 (for shards: the inner chunks) it overlaps.  The graph holds the ``zarr.Array`` itself (it
 pickles as its store location and metadata, never as data or an open handle); task names are
 tokenised from the location, the array metadata and, for local stores, the modification time
-of the array's metadata file.  Opening reads metadata only.
+of the array's metadata file.  Opening reads metadata only.  Local arrays are opened with
+the ``zarrs`` codec pipeline when it is installed and not turned off (see
+:mod:`caredask.loaders.codecs`).
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ from zarr.abc.store import Store
 from ..axes import axes_check_and_normalize
 from ..errors import AxesError, CaredaskError, FormatError, InputError, SourceNotFoundError
 from .base import ArrayReader, LazyImage, reader_to_dask
-from .registry import natural_key, register_loader
+from .codecs import zarr_config
+from .guarded import ZarrChunkReader
+from .registry import file_uri_to_path, natural_key, register_loader
 
 __all__ = [
     "ZARR_OPTIONS",
@@ -98,11 +102,8 @@ def _is_uri(source: Any) -> bool:
 
 
 def _file_uri_to_path(uri: str) -> str:
-    """``file:///abs/x`` -> ``/abs/x``; ``file://rel/x`` -> ``rel/x`` (as zarr prints them)."""
-    rest = uri[len("file://") :]
-    if rest.startswith("localhost/"):
-        rest = rest[len("localhost") :]
-    return rest
+    """``file:///abs/x`` -> ``/abs/x``; ``file://rel/x`` -> ``rel/x``; percent-decoded."""
+    return file_uri_to_path(uri)
 
 
 def _locate(source: str | os.PathLike[str]) -> _Location:
@@ -316,7 +317,8 @@ def _image(
         )
     spec = _read_unit(arr) if chunks is None else chunks
     identity = (loc.where, arr.metadata.to_dict(), _mtime_ns(arr), extra)
-    data = reader_to_dask(cast(ArrayReader, arr), spec, identity, prefix="read-zarr")
+    reader = ZarrChunkReader(arr, loc.where)
+    data = reader_to_dask(cast(ArrayReader, reader), spec, identity, prefix="read-zarr")
     return LazyImage(data, axes, name, source=loc.where)
 
 
@@ -341,10 +343,23 @@ def _open_array(
     arr: zarr.Array, loc: _Location, name: str, axes: str | None, options: dict[str, Any]
 ) -> LazyImage:
     meta, what = _array_dim_names(arr), "dimension_names"
+    ome = _parent_ome_axes(loc, arr, options)
     if meta is None:
-        meta, what = _parent_ome_axes(loc, arr, options), "OME multiscales axes"
+        meta, what = ome, "OME multiscales axes"
+    else:
+        _check_agree(ome, meta, loc.where)
     img_axes = node_axes(axes, meta, arr.ndim, loc.where, what)
     return _image(arr, loc, name, img_axes, options.get("chunks"))
+
+
+def _check_agree(ome: str | None, dims: str | None, where: str) -> None:
+    """Refuse an array whose ``dimension_names`` contradict its OME ``multiscales`` axes."""
+    if ome is not None and dims is not None and ome != dims:
+        raise FormatError(
+            f"{where}: the OME multiscales axes say {ome!r} but the array's dimension_names "
+            f"say {dims!r}; the metadata contradict each other, so caredask will not guess: "
+            "correct one of them in the store"
+        )
 
 
 def _level_path(ms: dict[str, Any], level: Any, where: str) -> str:
@@ -374,6 +389,7 @@ def _open_ome_image(
     meta = _multiscale_axes(ms, arr.ndim)
     if meta is not None and len(meta) != arr.ndim:
         meta = None
+    _check_agree(meta, _array_dim_names(arr), loc.child(key).where)
     img_axes = node_axes(axes, meta, arr.ndim, loc.where, "OME multiscales axes")
     return _image(arr, loc.child(key), name, img_axes, options.get("chunks"), key)
 
@@ -464,6 +480,13 @@ def _open_one(
     return _open_plain_group(node, loc, axes, options)
 
 
+def _all_local(source: Any) -> bool:
+    """No remote URI (``file://`` counts as local) in a source or list of sources."""
+    items = source if isinstance(source, list | tuple) else [source]
+    texts = [os.fspath(s) for s in items if isinstance(s, str | os.PathLike)]
+    return not any(_is_uri(t) and not t.lower().startswith("file://") for t in texts)
+
+
 def open_zarr(source: Any, axes: str | None = None, **options: Any) -> list[LazyImage]:
     """Open the images of a zarr / OME-Zarr source lazily (see the module docstring).
 
@@ -501,19 +524,21 @@ def open_zarr(source: Any, axes: str | None = None, **options: Any) -> list[Lazy
         raise InputError(
             f"{source}: unknown option(s) {unknown} for zarr sources; use {sorted(ZARR_OPTIONS)}"
         )
-    if not isinstance(source, list | tuple):
-        return _open_one(source, axes, options)
-    _check_not_mixed(source)
-    images: list[LazyImage] = []
-    for s in source:
-        if is_zarr_source(s):
-            images.extend(_open_one(s, axes, options))
-        else:  # e.g. a TIFF in the same list: whichever loader reads it
-            from .registry import open_images
+    # Arrays opened here carry caredask's codec pipeline into the graph (see .codecs).
+    with zarr_config(local=_all_local(source)):
+        if not isinstance(source, list | tuple):
+            return _open_one(source, axes, options)
+        _check_not_mixed(source)
+        images: list[LazyImage] = []
+        for s in source:
+            if is_zarr_source(s):
+                images.extend(_open_one(s, axes, options))
+            else:  # e.g. a TIFF in the same list: whichever loader reads it
+                from .registry import open_images
 
-            rest = {k: v for k, v in options.items() if k != "storage_options"}
-            images.extend(open_images(s, axes, **rest))
-    return images
+                rest = {k: v for k, v in options.items() if k != "storage_options"}
+                images.extend(open_images(s, axes, **rest))
+        return images
 
 
 register_loader("zarr", probe_zarr, open_zarr)

@@ -135,10 +135,17 @@ class Checker:
                 f"{name}: extracted patches must contain all channels: patch_size[{ch}]="
                 f"{ps[ch]} but the image has {x.shape[ch]} channels"
             )
-        if not all(0 < p <= d for p, d in zip(ps, x.shape, strict=True)):
+        axes = self.axes or "?" * len(ps)
+        bad = [
+            f"{a} ({p} > {d})" if p > 0 else f"{a} ({p} is not positive)"
+            for a, p, d in zip(axes, ps, x.shape, strict=True)
+            if not 0 < p <= d
+        ]
+        if bad:
             raise InputError(
-                f"{name}: patch_size {ps} negative or larger than data shape {x.shape} along "
-                "some dimensions; use smaller patches"
+                f"{name}: patch_size {ps} negative or larger than data shape {x.shape} (axes "
+                f"{axes}) along axis {', '.join(bad)}; use patches between 1 and the image "
+                "size along every axis"
             )
 
 

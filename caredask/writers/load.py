@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import operator
 import os
 import zipfile
@@ -52,13 +53,51 @@ def _open_zarr(path: Path) -> tuple[Any, Any, Any]:
     return X, Y, attrs.get("axes")
 
 
+def _npy_header(fh: Any) -> tuple[tuple[int, ...], np.dtype[Any]] | None:
+    """Shape and dtype an ``.npy`` stream declares (``None`` for header versions >= 3)."""
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    else:
+        return None
+    return tuple(int(n) for n in shape), np.dtype(dtype)
+
+
+def _check_npz_sizes(path: Path, keys: tuple[str, ...]) -> None:
+    """Refuse members whose header declares more bytes than the member holds (no allocation)."""
+    with zipfile.ZipFile(path) as zf:
+        members = {Path(n).stem: n for n in zf.namelist() if n.endswith(".npy")}
+        for key in keys:
+            if key not in members:
+                continue
+            info = zf.getinfo(members[key])
+            with zf.open(info) as fh:
+                header = _npy_header(fh)
+                data_bytes = info.file_size - fh.tell()
+            if header is None:
+                continue
+            shape, dtype = header
+            declared = math.prod(shape) * dtype.itemsize
+            if declared > data_bytes:
+                raise FormatError(
+                    f"{str(path)!r}: member {key!r} declares shape {shape} of {dtype} "
+                    f"({declared} bytes) but holds only {data_bytes} bytes of data; the file is "
+                    "truncated or damaged: regenerate the training data"
+                )
+
+
 def _open_npz(path: Path) -> tuple[Any, Any, Any]:
     """Read ``X``, ``Y`` and ``axes`` (``None`` if absent) of a ``.npz`` file."""
     try:
+        _check_npz_sizes(path, ("X", "Y", "axes"))
         with np.load(path, allow_pickle=False) as f:
             files = list(f.files)
             arrays = {k: f[k] for k in ("X", "Y", "axes") if k in files}
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
+    except FormatError:
+        raise
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as e:
         raise FormatError(
             f"cannot read training data {str(path)!r} as .npz ({e}); pass a .npz file written "
             "by save_training_data or a caredask .zarr store"
