@@ -230,6 +230,7 @@ def test_output_far_larger_than_memory_starts_and_streams(tmp_path, monkeypatch)
 
 def test_distributed_worker_killed_mid_job(tmp_path):
     import distributed
+
     ref = caredask.generate_training_data(raw(6), PATCH, K, seed=4)
     killed = []
     with (
@@ -269,3 +270,22 @@ def test_building_the_job_computes_nothing_until_run(monkeypatch):
     with dask.config.set(scheduler=fail):
         cost = batch_cost(list(zip(xs, ys, strict=True)), K, PATCH, 2)
     assert cost > sum(int(np.prod(y.shape)) // 8 for y in ys)
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "synchronous"])
+def test_progress_counts_every_pass_with_batches_in_flight(scheduler, monkeypatch):
+    """dask swaps its global callbacks per computation: each computation carries its own."""
+    one_per_batch(monkeypatch)
+    prog = Progress(0, enabled=False)
+    with dask.config.set(scheduler=scheduler):
+        caredask.generate_training_data(
+            raw(3, shape=(16, 64, 64), chunks=(4, 32, 32)),
+            PATCH,
+            K,
+            seed=0,
+            progress=prog,
+            memory_budget="8GiB",
+        )
+    snap = prog.snapshot()
+    for phase in ("statistics", "mask", "extract"):
+        assert 0 < snap[phase][0] == snap[phase][1], phase

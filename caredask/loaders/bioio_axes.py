@@ -72,7 +72,8 @@ def plan_axes(
     if unknown or missing:
         raise AxesError(
             f"{where}: axes {axes!r} do not fit the file's dimensions {dims} "
-            f"{tuple(shape)}: " + (f"no dimension {''.join(unknown)}; " if unknown else "")
+            f"{tuple(shape)}: "
+            + (f"no dimension {''.join(unknown)}; " if unknown else "")
             + (f"{''.join(missing)} has several elements and must be named; " if missing else "")
             + f"use e.g. axes={natural!r}"
         )
@@ -109,8 +110,6 @@ def bioio_chunks(
     if chunks is not None:
         return tuple(normalize_chunks(chunks, shape, dtype=dtype))
     native = tuple(max(1, n) for n in native)
-    auto = normalize_chunks(
-        "auto", shape, limit=CHUNK_BYTES, dtype=dtype, previous_chunks=native
-    )
+    auto = normalize_chunks("auto", shape, limit=CHUNK_BYTES, dtype=dtype, previous_chunks=native)
     aligned = tuple(max(n, c[0] // n * n) for c, n in zip(auto, native, strict=True))
     return tuple(normalize_chunks(aligned, shape))

@@ -91,7 +91,12 @@ class ZarrChunkReader:
             for (a, b), c in zip(region_of(key, self.shape), unit, strict=True)
         ]
         bad, why = None, error
-        if isinstance(error, OSError):  # the store could not be reached: do not probe it
+        # A system error (an errno, a connection) means the store could not be reached: do not
+        # probe it.  zarrs reports decode failures as plain OSError without an errno.
+        unreachable = isinstance(error, ConnectionError | TimeoutError) or (
+            isinstance(error, OSError) and error.errno is not None
+        )
+        if unreachable:
             return FormatError(
                 f"{self.where}: reading pixels {key} failed ({type(error).__name__}: {error}); "
                 "check that the store is reachable and readable (network share, server, "

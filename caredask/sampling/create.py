@@ -15,6 +15,7 @@ from ..masks.filters import BackgroundFilter, no_background_patches
 from ..statistics.normalize import PercentileNormalization, sample_percentiles
 from ..transforms import Transform
 from ..writers.npz import save_training_data
+from ..writers.paths import check_output_path
 from .pipeline import Checker, PatchJob, run_pipeline
 from .planning import (
     Plan,
@@ -99,6 +100,8 @@ def _run(
     on_empty: str = "raise",
     summary: dict[str, Any] | None = None,
 ) -> tuple[Any, Any, str]:
+    if save_file is not None:  # refuse a bad output before any work (same rule for all kinds)
+        check_output_path(save_file, overwrite)
     check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
     check_choice("on_empty", on_empty, ON_EMPTY)
     patch_size = tuple(int(p) for p in patch_size)

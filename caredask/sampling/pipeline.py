@@ -18,6 +18,7 @@ get whole images in memory, exactly as in csbdeep, one image at a time.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,9 +38,9 @@ from .schedule import (
     InFlight,
     batch_cost,
     cluster_threads,
+    job_scheduler,
     max_batches,
     resolve_budget,
-    shared_pool,
 )
 from .stats import batch_statistics, check_finite
 
@@ -169,7 +170,8 @@ def _run_lazy(items: Iterator[Item], job: PatchJob, check: Checker, sink: Any, m
     n_done = 0
     cap = max_batches(client, threads)
     with (
-        shared_pool(client, threads),
+        job_scheduler(client, threads, [mon.callback]) as installed,
+        mon.global_fallback() if not installed and client is None else contextlib.nullcontext(),
         InFlight(budget, cap, progress, wait_on_error=client is None) as pool,
     ):
 

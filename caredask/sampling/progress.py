@@ -10,11 +10,12 @@ called, local computations stop at their next task.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import IO, Any
 
 from dask._task_spec import DataNode
@@ -251,10 +252,20 @@ class Monitor:
         self._base: tuple[Counter[str], Counter[str]] = (Counter(), Counter())
 
     def __enter__(self) -> Monitor:
-        self._local.__enter__()
         if self.client is not None:
             self._start_plugin()
         return self
+
+    @property
+    def callback(self) -> tuple[Any, ...]:
+        """The local-scheduler callback tuple (pass it to each computation)."""
+        return self._local._callback
+
+    @contextlib.contextmanager
+    def global_fallback(self) -> Iterator[None]:
+        """Register the callback globally (custom schedulers that take no callbacks)."""
+        with self._local:
+            yield
 
     def _start_plugin(self) -> None:
         try:
@@ -289,7 +300,6 @@ class Monitor:
         self.progress.render()
 
     def __exit__(self, *exc: Any) -> None:
-        self._local.__exit__(*exc)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)

@@ -16,9 +16,13 @@ import contextlib
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import Any
 
 import dask
+import dask.local
+import dask.multiprocessing
+import dask.threaded
 import numpy as np
 from dask.utils import format_bytes, parse_bytes
 
@@ -31,7 +35,7 @@ __all__ = [
     "cluster_threads",
     "max_batches",
     "resolve_budget",
-    "shared_pool",
+    "job_scheduler",
 ]
 
 LOCAL_DEFAULT = 2 * 2**30
@@ -163,19 +167,41 @@ def max_batches(client: Any, threads: int) -> int:
     return 2 if client is None else max(2, threads)
 
 
-@contextlib.contextmanager
-def shared_pool(client: Any, threads: int) -> Iterator[None]:
-    """On the threaded scheduler, one pool of ``threads`` for every batch's computations.
+_LOCAL = {
+    None: "threads",
+    "threads": "threads",
+    "threading": "threads",
+    "processes": "processes",
+    "multiprocessing": "processes",
+    "sync": "sync",
+    "synchronous": "sync",
+    "single-threaded": "sync",
+}
 
-    dask gives each calling thread its own pool; with several batches in flight that would run
-    batches x cores chunk tasks at once (and hold their chunks).  Elsewhere: nothing to do.
+
+@contextlib.contextmanager
+def job_scheduler(client: Any, threads: int, callbacks: Sequence[Any]) -> Iterator[bool]:
+    """For the job, a local scheduler that carries ``callbacks`` on every computation.
+
+    dask's global callbacks are swapped out while a local computation runs, so with several
+    batches computing at once some would see none; here each computation gets them
+    explicitly.  On the threaded scheduler every batch shares one pool of ``threads`` (dask
+    otherwise gives each calling thread its own pool: batches x cores chunk tasks at once).
+    Yields False (nothing installed) on ``distributed`` or a custom scheduler.
     """
-    if client is not None or dask.config.get("scheduler", "threads") not in (
-        "threads",
-        "threading",
-    ):
-        yield
+    kind = _LOCAL.get(dask.config.get("scheduler", None), None)
+    if client is not None or kind is None:
+        yield False
         return
-    with cf.ThreadPoolExecutor(threads, thread_name_prefix="caredask-dask") as pool:
-        with dask.config.set(pool=pool):
-            yield
+    cbs = list(callbacks)
+    if kind == "sync":
+        with dask.config.set(scheduler=partial(dask.local.get_sync, callbacks=cbs)):
+            yield True
+    elif kind == "processes":
+        with dask.config.set(scheduler=partial(dask.multiprocessing.get, callbacks=cbs)):
+            yield True
+    else:
+        with cf.ThreadPoolExecutor(threads, thread_name_prefix="caredask-dask") as pool:
+            get = partial(dask.threaded.get, pool=pool, callbacks=cbs)
+            with dask.config.set(scheduler=get):
+                yield True

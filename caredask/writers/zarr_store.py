@@ -46,7 +46,7 @@ def _local_path(path: str | os.PathLike[str]) -> Path:
             f"training data store {str(path)!r}: only local paths are supported (the store is "
             "renamed into place on close); write locally and copy it afterwards"
         )
-    return Path(path)
+    return Path(os.path.abspath(path))  # workers may have another working directory
 
 
 def _jsonable(value: Any) -> Any:
