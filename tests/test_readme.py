@@ -32,6 +32,7 @@ README_ADDRESS = "tcp://127.0.0.1:8786"
 SKIPPED = {
     "installs into a new virtual environment; .ci/run runs exactly these",
     "needs a SLURM cluster and dask-jobqueue",
+    "the scale benchmarks (GiB-sized data, far longer than a test)",
 }
 _FENCE = re.compile(r"^```(\w+)\n(.*?)^```$", re.M | re.S)
 _SKIP = re.compile(r"<!-- readme-test: skip: (.+?) -->\s*$")
