@@ -8,7 +8,7 @@ import numpy as np
 
 from .errors import AxesError
 
-__all__ = ["AXES", "axes_check_and_normalize", "axes_dict", "move_image_axes"]
+__all__ = ["AXES", "axes_check_and_normalize", "axes_dict", "move_image_axes", "suggest_axes"]
 
 AXES = "STCZYX"
 
@@ -52,6 +52,23 @@ def axes_check_and_normalize(
             f"axes ({axes}) must be of length {length}: give one letter per array dimension"
         )
     return axes
+
+
+def suggest_axes(shape: tuple[int, ...]) -> str:
+    """Likely axes of an image of this shape, for error messages (a guess, never applied).
+
+    The last two dimensions are ``YX``; the first other dimension of at most 4 is taken as
+    channels ``C``; the remaining ones are, from the right, ``Z``, ``T`` and ``S``:
+    ``(40, 512, 512)`` -> ``'ZYX'``, ``(2, 512, 512)`` -> ``'CYX'``,
+    ``(5, 3, 40, 512, 512)`` -> ``'TCZYX'``.
+    """
+    if len(shape) <= 2:
+        return "YX"[2 - len(shape) :]
+    rest = list(shape[:-2])
+    c = next((i for i, n in enumerate(rest) if n <= 4), None)
+    others = iter("ZTS"[: len(rest) - (c is not None)][::-1])
+    letters = ["C" if i == c else next(others, "?") for i in range(len(rest))]
+    return "".join(letters) + "YX" if "?" not in letters else "ZYX"
 
 
 def axes_dict(axes: str) -> dict[str, int | None]:

@@ -43,9 +43,11 @@ def _where(img: LazyImage) -> str:
     return img.source or img.name
 
 
-def _open_tiff(path: Path, axes: str, reader: str | None = None) -> LazyImage:
+def _open_tiff(
+    path: Path, axes: str | None, right_align: bool = True, reader: str | None = None
+) -> LazyImage:
     options = {} if reader is None else {"reader": reader}
-    return open_images(path, axes=axes, right_align_axes=True, **options)[0]
+    return open_images(path, axes=axes, right_align_axes=right_align, **options)[0]
 
 
 class RawData(namedtuple("RawData", ("generator", "size", "description"))):
@@ -62,10 +64,12 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
         basepath: str | Path,
         source_dirs: Sequence[str],
         target_dir: str,
-        axes: str = "CZYX",
+        axes: str | None = "CZYX",
         pattern: str = "*.tif*",
         sort: bool = False,
         reader: str | None = None,
+        *,
+        right_align_axes: bool = True,
     ) -> RawData:
         """Pairs of image files with the same name in source folders and a target folder.
 
@@ -77,9 +81,10 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
             Folders of source images, chained in this order.
         target_dir : str
             Folder of target images (same file names).
-        axes : str
+        axes : str or None
             Axes of the images, right-aligned to each image's dimensions (``'CZYX'`` for a 3D
-            image means ``'ZYX'``).
+            image means ``'ZYX'``, as in csbdeep); ``None`` takes each file's axes from its
+            ImageJ/OME metadata (an error when a file has none).
         pattern : str
             Glob pattern of the files (case-sensitive, as csbdeep).
         sort : bool
@@ -88,6 +93,10 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
             ``'bioio'`` reads every file through bioio's plugins (see
             :func:`caredask.open_images`); by default vendor formats (e.g. ``pattern='*.dv'``)
             go to bioio and TIFFs to tifffile.
+        right_align_axes : bool
+            csbdeep's rule (default); ``False`` requires ``axes`` to name every dimension of
+            every image, as the command line does (a longer ``axes`` is then an error, never
+            silently shortened).
 
         Raises
         ------
@@ -122,19 +131,25 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
                 raise SourceNotFoundError(
                     f"{fy}: target image missing for source {fx}; add it or remove the source"
                 )
-        axes_n = axes_check_and_normalize(axes)
+        axes_n = None if axes is None else axes_check_and_normalize(axes)
 
         metadata: dict[str, Any] = {}
 
         def _gen() -> Iterator[Item]:
             for fx, fy in pairs:
-                x, y = _open_tiff(fx, axes_n, reader), _open_tiff(fy, axes_n, reader)
+                x = _open_tiff(fx, axes_n, right_align_axes, reader)
+                y = _open_tiff(fy, axes_n, right_align_axes, reader)
+                if axes_n is None and x.axes != y.axes:
+                    raise AxesError(
+                        f"{fx}: axes {x.axes!r} (from its metadata) differ from its target's "
+                        f"{y.axes!r} ({fy}); pass axes= explicitly"
+                    )
                 _add_metadata(metadata, x, y)
                 yield SourcedItem((x.data, y.data, x.axes, None), (str(fx), str(fy)))
 
         description = (
             f"{basepath}: target='{target_dir}', sources={list(source_dirs)}, "
-            f"axes='{axes_n}', pattern='{pattern}'"
+            f"axes='{axes_n or 'from metadata'}', pattern='{pattern}'"
         )
         names, targets = [str(f) for f, _ in pairs], [str(t) for _, t in pairs]
         return RawData(_lazy(_gen, names, targets, metadata), len(pairs), description)

@@ -156,7 +156,7 @@ def test_training_data_identical_with_and_without_zarrs(tmp_path: Path) -> None:
 
 
 def test_cli_no_zarrs(store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    import caredask.cli.main as cli
+    import caredask.cli.inspect_cmd as cli
 
     path, _ = store
     seen: list[str] = []
@@ -166,7 +166,7 @@ def test_cli_no_zarrs(store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
         seen.append(codec_pipeline_name(_graph_arrays(img)[0]))
         return 0
 
-    monkeypatch.setattr(cli, "_inspect", inspect)
+    monkeypatch.setattr(cli, "run", inspect)
     for argv in (["--no-zarrs", "inspect", str(path)], ["inspect", str(path), "--no-zarrs"]):
         assert main(argv) == 0
     assert main(["inspect", str(path)]) == 0

@@ -478,6 +478,6 @@ def test_cli_index_dataset_rebuild(tmp_path: Path, capsys) -> None:
     a, b = np.load(tmp_path / "ds" / "training_data.npz"), np.load(tmp_path / "r.npz")
     assert np.array_equal(a["X"], b["X"]) and np.array_equal(a["Y"], b["Y"])
     assert cli(["patches", "--manifest", str(m), "--patch-size", "8", "8"]) == 2
-    assert "drop ['patch_size']" in capsys.readouterr().err
+    assert "drop --patch-size" in capsys.readouterr().err
     assert cli(["patches", str(base)]) == 2
     assert "--patch-size" in capsys.readouterr().err

@@ -1,30 +1,54 @@
 """``caredask index``, ``caredask dataset`` and ``caredask patches --manifest``.
 
-Hooked into :mod:`caredask.cli.main` by :func:`add_parsers` (after the built-in sub-commands
-exist) and :func:`handlers` (which wraps the ``patches`` handler so ``--manifest`` rebuilds a
-dataset's training data instead of reading folders).
+:func:`add_parsers` adds ``index`` and ``dataset`` (each with its handler as ``handler``);
+:func:`rebuild_command` is what ``caredask patches --manifest`` runs.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import time
+from pathlib import Path
 from typing import Any
 
-from ..errors import CaredaskError
+from ..errors import InputError
+from .cluster import add_cluster_options, connect
+from .common import (
+    HelpFormatter,
+    add_axes_option,
+    add_normalization_options,
+    add_quiet_option,
+    add_reader_option,
+    examples,
+    print_summary,
+    reader_options,
+)
 from .mask_opts import add_mask_options, mask_kwargs
 
-__all__ = ["add_parsers", "handlers"]
+__all__ = ["add_parsers", "rebuild_command"]
 
-Handler = Callable[[argparse.Namespace], int]
+_STATS_DEFAULT = "0.1 1 2 3 50 97 99 99.5 99.8 99.9"
 
 
 def _add_index(sub: Any) -> None:
-    p = sub.add_parser("index", help="index input images: content ids, metadata, screening")
+    p = sub.add_parser(
+        "index",
+        help="index input images: content ids, shape, axes, dtype, screening",
+        description="Record every input image (content id = SHA-256, shape, axes, dtype, "
+        "frames) in a JSON index, updated incrementally: unchanged files are not hashed "
+        "again. Images failing the screening options are recorded with the reason.",
+        epilog=examples(
+            "caredask index raw --axes TYX --min-frames 8 --output raw_index.json",
+            "caredask index data/low data/GT --patch-size 16 64 64",
+        ),
+        formatter_class=HelpFormatter,
+    )
     p.add_argument("sources", nargs="+", help="files, folders or stores")
-    p.add_argument("--axes", default=None, help="axes of every image (else from metadata)")
+    add_axes_option(p)
     p.add_argument("--output", "-o", default="index.json", help="index file (updated in place)")
-    p.add_argument("--pattern", default=None, help="files taken from folders (default: images)")
+    p.add_argument(
+        "--pattern", default=None, help="files taken from folders (default: all image files)"
+    )
     p.add_argument("--recursive", action="store_true", help="descend into sub-folders")
     s = p.add_argument_group("screening (rejected images are recorded with a reason)")
     s.add_argument("--ndim", type=int, default=None, help="required number of dimensions")
@@ -38,58 +62,131 @@ def _add_index(sub: Any) -> None:
     )
     s.add_argument("--min-frames", type=int, default=None, help="minimum length of the T axis")
     p.add_argument("--quiet", "-q", action="store_true", help="summary only")
-    _reader(p)
+    add_reader_option(p)
+    p.set_defaults(handler=_index)
+
+
+def _add_dataset_inputs(p: Any) -> None:
+    i = p.add_argument_group("inputs")
+    i.add_argument(
+        "--source", nargs="+", required=True, metavar="PATH", help="source images (folders/files)"
+    )
+    i.add_argument(
+        "--target", nargs="+", required=True, metavar="PATH", help="target images (same names)"
+    )
+    add_axes_option(i)
+    i.add_argument(
+        "--pattern", default=None, help="files taken from folders (default: all image files)"
+    )
+    i.add_argument("--recursive", action="store_true", help="descend into sub-folders")
+    i.add_argument(
+        "--pair-by",
+        choices=("name", "order"),
+        default="name",
+        help="pair sources and targets by relative file name or by order",
+    )
+    i.add_argument(
+        "--index", default=None, metavar="FILE", help="index file (default: OUTPUT/index.json)"
+    )
+    add_reader_option(i)
 
 
 def _add_dataset(sub: Any) -> None:
     p = sub.add_parser(
-        "dataset", help="split by image + dataset statistics + training data + manifest + preview"
+        "dataset",
+        help="split by image + dataset statistics + training data + manifest + preview",
+        description="The FLAME-CARE workflow: index the inputs, split train/test by image "
+        "(never by patch), compute exact statistics of the training images, make the training "
+        "data, write OUTPUT/manifest.json (every parameter) and OUTPUT/preview.png. "
+        "'caredask patches --manifest OUTPUT/manifest.json' rebuilds the data bit for bit.",
+        epilog=examples(
+            "caredask dataset --source pairs/low --target pairs/GT --axes YX --patch-size 64 64 "
+            "-k 32 -o dataset",
+            "caredask dataset --source pairs/low --target pairs/GT --patch-size 64 64 -k 32 \\\n"
+            "      --normalization dataset --training-format zarr -o dataset --workers 2",
+        ),
+        formatter_class=HelpFormatter,
     )
-    p.add_argument("--source", nargs="+", required=True, help="source images (folders/files)")
-    p.add_argument("--target", nargs="+", required=True, help="target images (same names)")
-    p.add_argument("--axes", default=None, help="axes of every image (else from metadata)")
-    p.add_argument("--output", "-o", required=True, help="dataset folder")
-    p.add_argument("--pattern", default=None, help="files taken from folders (default: images)")
-    p.add_argument("--recursive", action="store_true")
-    p.add_argument("--pair-by", choices=("name", "order"), default="name")
-    p.add_argument("--index", default=None, help="index file (default OUTPUT/index.json)")
-    p.add_argument("--name", default=None, help="dataset name (default: folder name)")
+    _add_dataset_inputs(p)
+    o = p.add_argument_group("output")
+    o.add_argument("--output", "-o", required=True, metavar="DIR", help="dataset folder")
+    o.add_argument("--name", default=None, help="dataset name (default: the folder's name)")
+    o.add_argument(
+        "--training-format",
+        choices=("npz", "zarr"),
+        default="npz",
+        help="training data file OUTPUT/training_data.npz (csbdeep's format) or .zarr",
+    )
+    o.add_argument(
+        "--preview", type=int, default=8, metavar="N", help="patch pairs in preview.png (0: none)"
+    )
+    o.add_argument("--overwrite", action="store_true", help="replace a dataset in OUTPUT")
+    o.add_argument(
+        "--skip-empty",
+        action="store_true",
+        help="skip training images without foreground (named in the manifest) instead of "
+        "stopping",
+    )
+    add_quiet_option(o)
     s = p.add_argument_group("split by image")
-    s.add_argument("--test-fraction", type=float, default=0.2)
+    s.add_argument("--test-fraction", type=float, default=0.2, help="share of test images")
     s.add_argument("--seed", type=int, default=0, help="seed of patch sampling and split")
     s.add_argument("--split-seed", type=int, default=None, help="own seed for the split")
     s.add_argument(
         "--group-regex",
         default=None,
+        metavar="REGEX",
         help="images whose relative paths share this match stay on one side",
     )
     g = p.add_argument_group("patches")
-    g.add_argument("--patch-size", type=int, nargs="+", required=True, metavar="N")
-    g.add_argument("--n-patches-per-image", "-k", type=int, required=True)
-    g.add_argument("--patch-axes", default=None)
-    g.add_argument("--no-shuffle", action="store_true")
-    g.add_argument("--save-file", default="training_data.npz", help="*.npz or *.zarr name")
-    g.add_argument("--no-filter", action="store_true")
-    g.add_argument("--filter-threshold", type=float, default=0.4)
-    g.add_argument("--filter-percentile", type=float, default=99.9)
+    g.add_argument(
+        "--patch-size",
+        type=int,
+        nargs="+",
+        required=True,
+        metavar="N",
+        help="patch size, one entry per image axis",
+    )
+    g.add_argument(
+        "--n-patches-per-image",
+        "-k",
+        type=int,
+        required=True,
+        metavar="K",
+        help="patches cut from each training image",
+    )
+    g.add_argument("--patch-axes", default=None, help="axes of the patches, e.g. YXC")
+    g.add_argument("--no-shuffle", action="store_true", help="keep patches in sample order")
+    g.add_argument("--no-filter", action="store_true", help="sample everywhere")
+    g.add_argument(
+        "--filter-threshold",
+        type=float,
+        default=0.4,
+        help="csbdeep's no_background_patches threshold",
+    )
+    g.add_argument(
+        "--filter-percentile",
+        type=float,
+        default=99.9,
+        help="percentile the filter threshold is relative to",
+    )
     n = p.add_argument_group("statistics and normalisation")
     n.add_argument(
-        "--percentiles",
+        "--stats-percentiles",
         type=float,
         nargs="+",
         default=None,
         metavar="Q",
-        help="dataset percentiles (default 0.1 1 2 3 50 97 99 99.5 99.8 99.9)",
+        help=f"percentiles recorded in the dataset statistics (default: {_STATS_DEFAULT})",
     )
     n.add_argument(
         "--normalization",
         choices=("percentile", "dataset", "none"),
         default="percentile",
-        help="csbdeep per-image percentiles, the dataset's percentiles, or none",
+        help="csbdeep's per-image percentiles (--pmin/--pmax), the dataset's percentiles "
+        "(--dataset-range), or none",
     )
-    n.add_argument("--pmin", type=float, nargs=2, default=(1.0, 3.0), metavar=("LO", "HI"))
-    n.add_argument("--pmax", type=float, nargs=2, default=(99.5, 99.9), metavar=("LO", "HI"))
-    n.add_argument("--relu-last", action="store_true")
+    add_normalization_options(n)
     n.add_argument(
         "--dataset-range",
         type=float,
@@ -98,23 +195,9 @@ def _add_dataset(sub: Any) -> None:
         metavar=("PMIN", "PMAX"),
         help="dataset percentiles used with --normalization dataset",
     )
-    p.add_argument("--preview", type=int, default=8, help="patch pairs in preview.png (0: none)")
     add_mask_options(p)
-    p.add_argument("--overwrite", action="store_true", help="replace a dataset in OUTPUT")
-    p.add_argument(
-        "--skip-empty",
-        action="store_true",
-        help="skip training images without foreground (named in the manifest) instead of stopping",
-    )
-    p.add_argument("--scheduler", default=None)
-    p.add_argument("--quiet", "-q", action="store_true")
-    _reader(p)
-
-
-def _reader(p: argparse.ArgumentParser) -> None:
-    from .main import add_reader_option
-
-    add_reader_option(p)
+    add_cluster_options(p)
+    p.set_defaults(handler=_dataset)
 
 
 def add_parsers(sub: Any) -> None:
@@ -128,7 +211,6 @@ def add_parsers(sub: Any) -> None:
 
 def _index(args: argparse.Namespace) -> int:
     from ..dataset.index import Screening, build_index
-    from .main import reader_options
 
     ps = None if args.patch_size is None else tuple(args.patch_size)
     idx = build_index(
@@ -170,7 +252,6 @@ def _normalization(args: argparse.Namespace) -> Any:
 def _dataset(args: argparse.Namespace) -> int:
     from ..dataset.manifest import create_dataset
     from ..dataset.stats import DEFAULT_PERCENTILES
-    from .main import reader_options, scheduler
 
     filt = (
         None
@@ -181,12 +262,13 @@ def _dataset(args: argparse.Namespace) -> int:
             "percentile": args.filter_percentile,
         }
     )
-    with scheduler(args.scheduler):
+    with connect(args.scheduler, args.scheduler_file, args.workers, args.timeout):
+        t0 = time.perf_counter()
         res = create_dataset(
             args.source,
             args.target,
             args.axes,
-            output=args.output,
+            output=Path(args.output).resolve(),  # workers have their own working directory
             patch_size=args.patch_size,
             n_patches_per_image=args.n_patches_per_image,
             test_fraction=args.test_fraction,
@@ -194,12 +276,12 @@ def _dataset(args: argparse.Namespace) -> int:
             split_seed=args.split_seed,
             group_regex=args.group_regex,
             pair_by=args.pair_by,
-            percentiles=args.percentiles or DEFAULT_PERCENTILES,
+            percentiles=args.stats_percentiles or DEFAULT_PERCENTILES,
             normalization=_normalization(args),
             patch_filter=filt,
             patch_axes=args.patch_axes,
             shuffle=not args.no_shuffle,
-            save_file=args.save_file,
+            save_file=f"training_data.{args.training_format}",
             index_path=args.index,
             pattern=args.pattern,
             recursive=args.recursive,
@@ -211,43 +293,50 @@ def _dataset(args: argparse.Namespace) -> int:
             **mask_kwargs(args),
             **reader_options(args),
         )
-    d = res.manifest.data
-    print(f"dataset {d['name']} (id {d['dataset_id']}) in {args.output}:")
-    print(
-        f"  {len(d['split']['train'])} training / {len(d['split']['test'])} test images, "
-        f"{len(d['inputs']['excluded'])} excluded"
-    )
-    print(f"  training data {d['patches']['save_file']}: X {tuple(res.X.shape)}, axes {res.axes}")
-    print(f"  manifest {res.manifest.path}" + (f", preview {res.preview}" if res.preview else ""))
-    for e in d["inputs"]["excluded"]:
-        print(f"  excluded {e['key']}: {e['reason']}")
+        seconds = time.perf_counter() - t0
+        d = res.manifest.data
+        print(f"dataset {d['name']} (id {d['dataset_id']}) in {args.output}:")
+        print(
+            f"  {len(d['split']['train'])} training / {len(d['split']['test'])} test images, "
+            f"{len(d['inputs']['excluded'])} excluded"
+        )
+        for e in d["inputs"]["excluded"]:
+            print(f"  excluded {e['key']}: {e['reason']}")
+        if res.preview:
+            print(f"  preview {res.preview}")
+        print_summary(
+            Path(args.output) / d["patches"]["save_file"],
+            res.X,
+            res.Y,
+            res.axes,
+            len(d["split"]["train"]),
+            seconds,
+            f"{res.manifest.path} (every parameter, split, statistics; "
+            "'caredask patches --manifest' rebuilds the data from it)",
+        )
     return 0
 
 
 def rebuild_command(args: argparse.Namespace) -> int:
     """``caredask patches --manifest M``: rebuild a dataset's training data exactly."""
     from ..dataset.manifest import rebuild
-    from .main import scheduler
 
     extra = [
-        a for a in ("basepath", "patch_size", "n_patches_per_image") if getattr(args, a) is not None
-    ]
+        "--" + a.replace("_", "-")
+        for a in ("patch_size", "n_patches_per_image", "source", "target")
+        if getattr(args, a) is not None
+    ] + (["BASEPATH"] if args.basepath is not None else [])
     if extra:
-        raise CaredaskError(
-            f"--manifest takes the patch parameters from the manifest; drop {extra}"
+        raise InputError(
+            f"--manifest takes the inputs and patch parameters from the manifest; drop "
+            f"{' '.join(extra)}"
         )
-    with scheduler(args.scheduler):
-        X, _Y, axes = rebuild(
-            args.manifest, args.output, overwrite=args.overwrite, verbose=not args.quiet
-        )
+    with connect(args.scheduler, args.scheduler_file, args.workers, args.timeout):
+        out = None if args.output is None else Path(args.output).resolve()
+        X, _Y, axes = rebuild(args.manifest, out, overwrite=args.overwrite, verbose=not args.quiet)
     where = args.output or "the manifest's training data file"
     print(
         f"rebuilt {where} from {args.manifest}: X {tuple(X.shape)}, axes {axes} "
         "(identical to the recorded training data)"
     )
     return 0
-
-
-def handlers() -> dict[str, Handler]:
-    """Handlers of ``index`` and ``dataset``."""
-    return {"index": _index, "dataset": _dataset}

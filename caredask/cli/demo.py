@@ -2,12 +2,50 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
+from typing import Any
 
-import numpy as np
+from .cluster import add_cluster_options, connect
+from .common import HelpFormatter, examples, print_summary
 
-__all__ = ["run_demo"]
+__all__ = ["add_parser", "run", "run_demo"]
+
+
+def add_parser(sub: Any) -> None:
+    """Add ``caredask demo``."""
+    p = sub.add_parser(
+        "demo",
+        help="write a small synthetic dataset and make training data from it, end to end",
+        description="Write 4 synthetic 32x256x256 uint16 source/target TIFF pairs to OUTPUT/data "
+        "(OUTPUT/data/low, OUTPUT/data/GT) and make OUTPUT/training_data.npz (128 patches of "
+        "16x64x64), "
+        "the same file csbdeep's create_patches makes for seed 0.",
+        epilog=examples(
+            "caredask demo",
+            "caredask demo -o /tmp/caredask-demo --workers 2",
+        ),
+        formatter_class=HelpFormatter,
+    )
+    p.add_argument(
+        "--output",
+        "-o",
+        "--out",
+        dest="out",
+        default="caredask-demo",
+        metavar="DIR",
+        help="folder for the demo's data and training data",
+    )
+    add_cluster_options(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of ``caredask demo``."""
+    with connect(args.scheduler, args.scheduler_file, args.workers, args.timeout):
+        run_demo(Path(args.out))
+    return 0
 
 
 def run_demo(out: Path) -> Path:
@@ -27,14 +65,9 @@ def run_demo(out: Path) -> Path:
         raw, (16, 64, 64), 32, seed=0, save_file=target, verbose=True
     )
     dt = time.perf_counter() - t0
+    print_summary(target, X, Y, axes, 4, dt, "none in .npz (csbdeep's format: X, Y, axes only)")
     (Xt, _), val, axes_l = load_training_data(target, validation_split=0.1)
     n_val = 0 if val is None else len(val[0])
-    print(f"training data: {target}  ({dt:.1f} s)")
-    print(f"  X {X.shape} float32, Y {Y.shape} float32, axes {axes}")
-    print(
-        f"  X range [{np.min(X):.2f}, {np.max(X):.2f}], Y range [{np.min(Y):.2f}, "
-        f"{np.max(Y):.2f}] (percentile-normalised)"
-    )
     print(f"  load_training_data: {len(Xt)} training + {n_val} validation patches, axes {axes_l}")
     print(
         f"same data with csbdeep: np.random.seed(0); csbdeep.data.create_patches("

@@ -1,62 +1,48 @@
-"""The ``caredask`` command line: ``patches``, ``inspect`` and ``demo``."""
+"""The ``caredask`` command line: assembles the subcommands and runs one of them.
+
+Each subcommand lives in its own module with an ``add_parser(subparsers)`` function that sets
+its handler (``set_defaults(handler=...)``); this module adds one line per subcommand and turns
+errors into one ``caredask: error: ...`` line (exit 2) and Ctrl-C into one line (exit 130).
+"""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import glob
-import os
 import sys
-from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Any, NoReturn
+from collections.abc import Sequence
+from typing import NoReturn
 
 from .. import __version__
 from ..errors import CaredaskError
-from . import convert_cmd
-from .dataset_cmd import add_parsers, handlers, rebuild_command
-from .mask_opts import add_mask_options, mask_kwargs
-from .preview_cmd import add_parser as add_preview_parser
-from .preview_cmd import check_preview_option, patches_preview
-from .preview_cmd import run as run_preview
+from . import convert_cmd, dataset_cmd, demo, inspect_cmd, patches_cmd, preview_cmd
+from .common import (
+    HelpFormatter,
+    add_no_zarrs_option,
+    close_progress_bars,
+    interrupted_note,
+    mtime_of,
+    print_error,
+    zarrs_switch,
+)
 
 __all__ = ["build_parser", "main"]
 
+DESCRIPTION = f"""\
+caredask {__version__}: CARE training data from microscopy image pairs, exactly as csbdeep
+makes them, from TIFF, Zarr/OME-Zarr and CZI, lazily, on a laptop or a Dask cluster.
 
-def _add_patch_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("patches (csbdeep's create_patches options)")
-    g.add_argument(
-        "--patch-size",
-        type=int,
-        nargs="+",
-        metavar="N",
-        help="patch size, one entry per axis, e.g. 16 64 64",
-    )
-    g.add_argument("--n-patches-per-image", "-k", type=int)
-    g.add_argument("--patch-axes", default=None, help="axes of the patches, e.g. YXC")
-    g.add_argument("--no-shuffle", action="store_true", help="keep patches in sample order")
-    g.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="random seed (same result as np.random.seed(SEED) before csbdeep)",
-    )
-    f = p.add_argument_group("filter and normalisation")
-    f.add_argument("--no-filter", action="store_true", help="sample everywhere (patch_filter=None)")
-    f.add_argument("--filter-threshold", type=float, default=0.4)
-    f.add_argument("--filter-percentile", type=float, default=99.9)
-    f.add_argument("--no-normalization", action="store_true", help="normalization=None")
-    f.add_argument(
-        "--percentiles",
-        type=float,
-        nargs=2,
-        default=None,
-        metavar=("PMIN", "PMAX"),
-        help="fixed percentiles instead of random ones per patch",
-    )
-    f.add_argument("--pmin", type=float, nargs=2, default=(1.0, 3.0), metavar=("LO", "HI"))
-    f.add_argument("--pmax", type=float, nargs=2, default=(99.5, 99.9), metavar=("LO", "HI"))
-    f.add_argument("--relu-last", action="store_true")
+Axes: --axes names every dimension of every image (one letter of STCZYX each); without it
+the axes come from the files' metadata, and a file without any is an error that shows its
+shape and suggests axes. 'caredask COMMAND --help' shows each command's options and examples.
+"""
+
+EPILOG = """\
+examples:
+  caredask demo
+  caredask patches data --axes ZYX --patch-size 16 64 64 -k 128 -o train.npz
+  caredask inspect data/low
+  caredask preview train.zarr -o sampled.png
+"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,341 +52,46 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"caredask: error: {message} (see {self.prog} --help)\n")
 
 
-def add_reader_option(p: argparse.ArgumentParser) -> None:
-    """``--reader bioio``: read every file through bioio's plugins (also TIFF and CZI)."""
-    p.add_argument(
-        "--reader",
-        choices=("bioio",),
-        default=None,
-        help="read every file through bioio's plugins, also TIFF/CZI (pip install "
-        "caredask[bioio]); default: native readers, bioio for vendor formats (.dv, .nd2, ...)",
-    )
-
-
-def reader_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Loader options from ``--reader`` (none when it is not given)."""
-    reader = getattr(args, "reader", None)
-    return {} if reader is None else {"reader": reader}
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``caredask`` command."""
-    ap = _Parser(prog="caredask", description=__doc__)
+    ap = _Parser(
+        prog="caredask", description=DESCRIPTION, epilog=EPILOG, formatter_class=HelpFormatter
+    )
     ap.add_argument("--version", action="version", version=f"caredask {__version__}")
-    sub = ap.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("patches", help="training patches from source/target images")
-    p.add_argument("basepath", nargs="?", help="folder holding the source and target folders")
-    p.add_argument(
-        "--source",
-        nargs="+",
-        help="instead of BASEPATH: source files, folders, "
-        "Zarr/OME-Zarr stores, URIs or CZI files (any format), paired with --target",
-    )
-    p.add_argument(
-        "--target", nargs="+", help="target images (paired with --source: see --pair-by)"
-    )
-    p.add_argument(
-        "--pair-by",
-        choices=("auto", "name", "position"),
-        default="auto",
-        help="pair --source and --target images by name (folders, lists of files: the "
-        "default) or by position (auto: by name for folders and lists, else by position)",
-    )
-    p.add_argument(
-        "--manifest",
-        default=None,
-        help="rebuild the training data of a dataset "
-        "manifest (patch options come from it; --output overrides where)",
-    )
-    p.add_argument("--source-dirs", nargs="+", default=["low"], help="source folders")
-    p.add_argument("--target-dir", default="GT", help="target folder")
-    p.add_argument(
-        "--axes",
-        default="CZYX",
-        help="axes, right-aligned to each image (with "
-        "--source: taken from the files' metadata unless given)",
-    )
-    p.add_argument("--pattern", default="*.tif*", help="glob pattern of the image files")
-    add_reader_option(p)
-    p.add_argument("--sort", action="store_true", help="natural file order (csbdeep: dir order)")
-    p.add_argument("--output", "-o", help="output file: *.npz or *.zarr")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    p.add_argument(
-        "--scheduler",
-        default=None,
-        help="dask scheduler: threads, processes, synchronous or a cluster ADDRESS",
-    )
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    p.add_argument(
-        "--memory",
-        default=None,
-        metavar="SIZE",
-        help="memory the batches in flight may hold, e.g. 4GiB (default: 2 GiB locally, half "
-        "the workers' memory on a cluster)",
-    )
-    p.add_argument(
-        "--skip-empty",
-        action="store_true",
-        help="skip images the filter leaves nothing to sample from (named in the output) "
-        "instead of stopping",
-    )
-    p.add_argument(
-        "--allow-nonfinite",
-        action="store_true",
-        help="keep images with NaN or infinite values (csbdeep's behaviour: NaN patches) "
-        "instead of refusing them",
-    )
-    p.add_argument(
-        "--restart",
-        action="store_true",
-        help="discard an interrupted .zarr run of this output instead of resuming it",
-    )
-    p.add_argument("--preview", default=None, metavar="FILE.png", help="PNG of what was sampled")
-    _add_patch_options(p)
-    add_mask_options(p)
-    i = sub.add_parser("inspect", help="what each image of a source looks like to caredask")
-    i.add_argument("path", nargs="+", help="files, folders, stores or URIs")
-    i.add_argument("--axes", default=None, help="axes when the files have no metadata")
-    add_reader_option(i)
-    d = sub.add_parser("demo", help="write a small synthetic dataset and make training data")
-    d.add_argument("--out", default="caredask-demo", help="folder for the demo data")
-    d.add_argument("--scheduler", default=None)
-    add_parsers(sub)
-    add_preview_parser(sub)
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    patches_cmd.add_parser(sub)
+    inspect_cmd.add_parser(sub)
+    dataset_cmd.add_parsers(sub)
+    preview_cmd.add_parser(sub)
+    demo.add_parser(sub)
     convert_cmd.add_parser(sub)
-    convert_cmd.add_no_zarrs_option(ap, sub)
+    add_no_zarrs_option(ap, sub)  # last: every subcommand takes it
     return ap
 
 
-@contextlib.contextmanager
-def scheduler(spec: str | None) -> Iterator[None]:
-    """Use a local dask scheduler by name, or connect to a cluster by address."""
-    import dask
-
-    if spec is None:
-        yield
-    elif spec in ("threads", "processes", "synchronous", "sync"):
-        with dask.config.set(scheduler=spec):
-            yield
-    else:
-        from distributed import Client
-
-        with Client(spec) as client:
-            print(f"Using dask cluster at {client.scheduler.address}", file=sys.stderr)
-            yield
-
-
-def _normalization(args: argparse.Namespace) -> Any:
-    from ..statistics.normalize import PercentileNormalization, sample_percentiles
-
-    if args.no_normalization:
-        return None
-    if args.percentiles is not None:
-        return PercentileNormalization(tuple(args.percentiles), args.relu_last)
-    return PercentileNormalization(
-        sample_percentiles(tuple(args.pmin), tuple(args.pmax)), args.relu_last
-    )
-
-
-def _patches(args: argparse.Namespace) -> int:
-    from ..masks.filters import no_background_patches
-    from ..rawdata import RawData
-    from ..sampling.create import generate_training_data
-    from ..writers.paths import check_output_path
-
-    if args.manifest:
-        return rebuild_command(args)
-    missing = [
-        f
-        for f, v in (
-            ("--patch-size", args.patch_size),
-            ("-k", args.n_patches_per_image),
-            ("--output", args.output),
-        )
-        if v is None
-    ]
-    if missing or (args.basepath is None) == (args.source is None):
-        raise CaredaskError(
-            f"patches needs BASEPATH (csbdeep's folder layout) or --source/--target, and "
-            f"{', '.join(missing) or 'its options'}; or --manifest to rebuild a dataset"
-        )
-    out = check_output_path(args.output, args.overwrite, cli=True)
-    check_preview_option(args, out)
-    masks = mask_kwargs(args)
-    if args.source is not None:
-        if args.target is None:
-            raise CaredaskError("--source needs --target (one target per source, same order)")
-        axes = None if args.axes == "CZYX" else args.axes
-        raw = RawData.from_sources(
-            _one(args.source),
-            _one(args.target),
-            axes,
-            pair_by=args.pair_by,
-            **masks,
-            **reader_options(args),
-        )
-    elif masks:
-        raise CaredaskError(
-            "--mask/--mask-label need --source/--target (not BASEPATH): e.g. --source "
-            "BASEPATH/low --target BASEPATH/GT --mask BASEPATH/masks"
-        )
-    else:
-        raw = RawData.from_folder(
-            args.basepath,
-            args.source_dirs,
-            args.target_dir,
-            args.axes,
-            args.pattern,
-            sort=args.sort,
-            reader=args.reader,
-        )
-    filt = (
-        None
-        if args.no_filter
-        else no_background_patches(args.filter_threshold, args.filter_percentile)
-    )
-    done: dict[str, Any] = {}
-    with scheduler(args.scheduler), _reporting_interrupt(out):
-        X, Y, axes = generate_training_data(
-            raw,
-            args.patch_size,
-            args.n_patches_per_image,
-            seed=args.seed,
-            patch_axes=args.patch_axes,
-            save_file=out,
-            patch_filter=filt,
-            normalization=_normalization(args),
-            shuffle=not args.no_shuffle,
-            overwrite=args.overwrite,
-            verbose=not args.quiet,
-            memory_budget=args.memory,
-            resume=not args.restart,
-            on_empty="skip" if args.skip_empty else "raise",
-            nonfinite="keep" if args.allow_nonfinite else "raise",
-            summary=done,
-        )
-    if out.suffix == ".zarr":
-        from ..writers.provenance import record_source_metadata
-
-        record_source_metadata(out, raw)
-    for name in done.get("skipped", []):
-        print(f"skipped (no foreground): {name}", file=sys.stderr)
-    print(f"wrote {out}: X {tuple(X.shape)}, Y {tuple(Y.shape)}, axes {axes}")
-    png = patches_preview(args, out, list(getattr(raw.generator, "_caredask_names", [])))
-    if png is not None:
-        print(f"wrote {png}")
-    return 0
-
-
-@contextlib.contextmanager
-def _reporting_interrupt(out: Path) -> Iterator[None]:
-    """On Ctrl-C, say what became of the output (complete files only ever appear whole)."""
-    before = out.stat().st_mtime_ns if os.path.lexists(out) else None
-    try:
-        yield
-    except KeyboardInterrupt:
-        partial = out.with_name(out.name + ".partial")
-        temps = sorted(out.parent.glob(f".{glob.escape(out.name)}.*.tmp"))
-        now = out.stat().st_mtime_ns if os.path.lexists(out) else None
-        kept = "unchanged" if now == before else "written"
-        what = f"{out} {kept if before is not None or now is not None else 'not written'}"
-        if os.path.lexists(partial):
-            what += (
-                f"; the interrupted store {partial} is kept: run the same command again to "
-                "resume it (--restart to start over)"
-            )
-        if temps:
-            what += (
-                f"; temporary files left for the next run to remove: {', '.join(map(str, temps))}"
-            )
-        if not temps and not os.path.lexists(partial):
-            what += "; partial files removed"
-        raise KeyboardInterrupt(what) from None
-
-
-def _one(values: list[str]) -> str | list[str]:
-    return values[0] if len(values) == 1 else values
-
-
-def describe(paths: Sequence[str], axes: str | None, **options: Any) -> list[dict[str, Any]]:
-    """One row per image: name, source, shape, axes, dtype, chunks, metadata."""
-    from ..loaders import open_images
-
-    rows = []
-    for p in paths:
-        for img in open_images(p, axes, **options):
-            rows.append(
-                {
-                    "name": img.name,
-                    "source": img.source,
-                    "shape": img.data.shape,
-                    "axes": img.axes,
-                    "dtype": str(img.data.dtype),
-                    "chunks": img.data.chunksize,
-                    "n_chunks": img.data.npartitions,
-                    "metadata": img.metadata,
-                }
-            )
-    return rows
-
-
-def _inspect(args: argparse.Namespace) -> int:
-    for r in describe(args.path, args.axes, **reader_options(args)):
-        print(
-            f"{r['name']}\n  source: {r['source']}\n  shape:  {r['shape']}  axes: {r['axes']}"
-            f"  dtype: {r['dtype']}\n  chunks: {r['chunks']} ({r['n_chunks']} chunks)"
-        )
-        for line in _metadata_lines(r["metadata"]):
-            print(f"  {line}")
-    return 0
-
-
-def _metadata_lines(meta: dict[str, Any]) -> list[str]:
-    """``inspect`` lines for a loader's metadata: reader, pixel sizes, channel names."""
-    lines = []
-    if meta.get("reader"):
-        where = f"scene {meta.get('scene')}, dims {meta.get('dims')}"
-        lines.append(f"reader: {meta['reader']} ({where})")
-    pps = meta.get("physical_pixel_sizes")
-    if pps:
-        sizes = "  ".join(f"{k} {'?' if v is None else f'{v:g}'}" for k, v in pps.items())
-        lines.append(f"pixel size (um): {sizes}")
-    if meta.get("channel_names"):
-        lines.append(f"channels: {', '.join(meta['channel_names'])}")
-    return lines
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
-
-    with scheduler(args.scheduler):
-        run_demo(Path(args.out))
-    return 0
+def _output_of(args: argparse.Namespace) -> str | None:
+    return getattr(args, "output", None) or getattr(args, "out", None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``caredask`` command."""
+    """Entry point of the ``caredask`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
+    output = _output_of(args)
+    before = mtime_of(output)
     try:
-        cmds = {"patches": _patches, "inspect": _inspect, "demo": _demo, **handlers()}
-        cmds["preview"] = run_preview
-        cmds["convert"] = convert_cmd.handler
-        with convert_cmd.zarrs_switch(args):
-            return cmds[args.command](args)
+        with zarrs_switch(args):
+            return int(args.handler(args))
     except CaredaskError as e:
-        print(f"caredask: error: {_one_line(e)}", file=sys.stderr)
+        print_error(str(e))
         return 2
     except OSError as e:  # the system refused (disk full, permissions, network share gone)
-        print(f"caredask: error: {_one_line(e)}", file=sys.stderr)
+        print_error(str(e) or type(e).__name__)
         return 2
-    except KeyboardInterrupt as e:
-        print(f"caredask: interrupted{': ' + str(e) if str(e) else ''}", file=sys.stderr)
+    except KeyboardInterrupt:
+        close_progress_bars()
+        note = interrupted_note(output, before)
+        print(f"caredask: interrupted: {note}", file=sys.stderr, flush=True)
         return 130
-
-
-def _one_line(e: BaseException) -> str:
-    """An error message on one line (library messages sometimes hold newlines)."""
-    return " ".join(str(e).split()) or type(e).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

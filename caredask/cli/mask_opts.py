@@ -17,6 +17,7 @@ def add_mask_options(p: argparse.ArgumentParser) -> None:
         "--mask",
         nargs="+",
         default=None,
+        metavar="PATH",
         help="mask images in any format (TIFF folder, Zarr arrays, OME-Zarr label image), "
         "paired with the sources by name, else in order; non-zero pixels are eligible",
     )
@@ -34,7 +35,9 @@ def add_mask_options(p: argparse.ArgumentParser) -> None:
         metavar="LABEL",
         help="only these label values are eligible (default: any non-zero label)",
     )
-    g.add_argument("--mask-axes", default=None, help="axes of the masks (else from metadata)")
+    g.add_argument(
+        "--mask-axes", default=None, metavar="AXES", help="axes of the masks (else from metadata)"
+    )
 
 
 def mask_kwargs(args: argparse.Namespace) -> dict[str, Any]:

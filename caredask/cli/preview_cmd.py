@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CaredaskError
+from .cluster import add_cluster_options, connect
+from .common import HelpFormatter, add_axes_option, examples, one
 from .mask_opts import add_mask_options, mask_kwargs
 
 __all__ = ["add_parser", "check_preview_option", "patches_preview", "run"]
@@ -17,6 +19,15 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "preview",
         help="PNG of what was sampled (a .zarr store) or of the region filter thresholds allow",
+        description="Draw a PNG: for a caredask .zarr training data store, the sampled patches "
+        "on their images; for target images, the region each --filter-threshold leaves for "
+        "patch centres (no patches are computed).",
+        epilog=examples(
+            "caredask preview train.zarr -o sampled.png",
+            "caredask preview data/GT --filter-threshold 0.2 0.4 0.6 --patch-size 16 64 64 "
+            "-o thresholds.png",
+        ),
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "inputs",
@@ -29,7 +40,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--target", nargs="+", default=None, help="store: the target images (tints the region)"
     )
-    p.add_argument("--axes", default=None, help="axes of the images (else from metadata)")
+    add_axes_option(p)
     p.add_argument(
         "--filter-threshold",
         type=float,
@@ -38,31 +49,40 @@ def add_parser(sub: Any) -> None:
         metavar="T",
         help="images: thresholds to compare, e.g. 0.2 0.4 0.6 (no patches are computed)",
     )
-    p.add_argument("--filter-percentile", type=float, default=99.9)
-    p.add_argument("--patch-size", type=int, nargs="+", default=None, metavar="N")
+    p.add_argument(
+        "--filter-percentile",
+        type=float,
+        default=99.9,
+        metavar="PERCENTILE",
+        help="percentile of the target the filter threshold is relative to",
+    )
+    p.add_argument(
+        "--patch-size",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="images: patch size of the filter, one entry per axis",
+    )
     p.add_argument("--max-images", type=int, default=4, help="images shown")
     p.add_argument("--n-patches", type=int, default=8, help="store: patch pairs per image")
-    p.add_argument("--scheduler", default=None)
     add_mask_options(p)
-
-
-def _one(values: list[str]) -> str | list[str]:
-    return values[0] if len(values) == 1 else values
+    add_cluster_options(p)
+    p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``caredask preview``."""
     from ..visual.sampled import preview
-    from .main import scheduler
 
-    with scheduler(args.scheduler):
+    with connect(args.scheduler, args.scheduler_file, args.workers, args.timeout):
         path = preview(
-            _one(args.inputs),
+            one(args.inputs),
             args.output,
             filter_threshold=args.filter_threshold,
             patch_size=args.patch_size,
             filter_percentile=args.filter_percentile,
-            target=None if args.target is None else _one(args.target),
+            target=None if args.target is None else one(args.target),
             axes=args.axes,
             max_images=args.max_images,
             n_pairs=args.n_patches,
@@ -93,8 +113,8 @@ def patches_preview(args: argparse.Namespace, out: Path, sources: list[str]) -> 
     from ..visual.sampled import preview_store
 
     if args.source is not None:
-        target: Any = _one(args.target)
-        axes = None if args.axes == "CZYX" else args.axes
+        target: Any = one(args.target)
+        axes = args.axes
     else:
         target = [str(Path(args.basepath) / args.target_dir / Path(s).name) for s in sources]
         axes = args.axes

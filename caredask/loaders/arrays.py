@@ -15,7 +15,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from ..axes import axes_check_and_normalize
+from ..axes import axes_check_and_normalize, suggest_axes
 from ..errors import AxesError, InputError
 from .base import LazyImage
 from .registry import register_loader
@@ -88,7 +88,8 @@ def _checked_axes(axes: str | None, data: da.Array, name: str, stack: bool) -> s
     if axes is None:
         raise AxesError(
             f"{name}: arrays carry no axes metadata ({per} has shape {data.shape}); "
-            f"pass axes=... with one letter of 'STCZYX' per dimension, e.g. axes='ZYX'"
+            "pass axes=... with one letter of 'STCZYX' per dimension, e.g. "
+            f"axes={suggest_axes(data.shape)!r}"
         )
     axes = axes_check_and_normalize(axes)
     if len(axes) != data.ndim:

@@ -32,7 +32,7 @@ import tifffile
 import zarr
 from dask.array.core import normalize_chunks
 
-from ..axes import axes_check_and_normalize
+from ..axes import axes_check_and_normalize, suggest_axes
 from ..errors import AxesError, CaredaskError, FormatError, InputError, SourceNotFoundError
 from .base import LazyImage, balanced_chunks, file_identity, reader_to_dask
 from .bioimage import probe_bioio
@@ -305,7 +305,7 @@ def _image_axes(path: Path, info: _SeriesInfo, axes: str | None, right_align: bo
             raise AxesError(
                 f"{path}: the file's metadata give no usable axes (tifffile axes "
                 f"{info.axes!r} for shape {info.shape}); pass axes=... with one letter of "
-                "'STCZYX' per dimension, e.g. axes='ZYX'"
+                f"'STCZYX' per dimension, e.g. axes={suggest_axes(info.shape)!r}"
             )
         return mapped
     axes = axes_check_and_normalize(axes)
@@ -315,7 +315,8 @@ def _image_axes(path: Path, info: _SeriesInfo, axes: str | None, right_align: bo
         raise AxesError(
             f"{path}: axes {axes!r} have {len(axes)} letters but the image (as tifffile.imread "
             f"returns it) has shape {info.shape} ({len(info.shape)} dimensions, tifffile axes "
-            f"{info.axes!r}); pass one letter per dimension"
+            f"{info.axes!r}); pass one letter per dimension, e.g. "
+            f"axes={suggest_axes(info.shape)!r}"
         )
     return axes
 

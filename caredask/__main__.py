@@ -1,0 +1,7 @@
+"""``python -m caredask``: the ``caredask`` command line."""
+
+import sys
+
+from caredask.cli.main import main
+
+sys.exit(main())
