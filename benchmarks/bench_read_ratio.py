@@ -76,7 +76,7 @@ def raw_read(paths: list[Path]) -> float:
 def job(paths: list[Path]) -> tuple[float, float]:
     xs = [str(p) for p in paths if p.name.startswith("x")]
     ys = [str(p) for p in paths if p.name.startswith("y")]
-    raw = RawData.from_sources(xs, ys, axes="ZYX")
+    raw = RawData.from_sources(xs, ys, axes="ZYX", pair_by="position")
     out = Path(paths[0]).parent.parent / "job-out.zarr"
     t = time.perf_counter()
     caredask.generate_training_data(raw, PATCH, K, seed=0, save_file=out, overwrite=True)
