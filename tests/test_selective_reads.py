@@ -162,8 +162,39 @@ def test_mask_pass_rereads_only_blocks_near_foreground(tmp_path):
         )
     blocks = 4 * 8 * 8
     assert reads.count(("stats", True)) == blocks  # block maxima share the statistics reads
-    # one region read per live block: 4 x 3 x 3 blocks within a halo of the object's blocks;
-    # their halos touch 4 x 4 x 4 stored chunks
-    assert reads.count(("mask", True)) == 36
+    # plain chunks (one store cell per block): map_overlap reads the 4 x 4 x 4 blocks around
+    # the object once each
+    assert reads.count(("mask", True)) == 64
     images = zarr.open_group(out).attrs["caredask"]["images"]
     assert images[0]["mask_reread"] == 64 / blocks
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(0, 10**6),
+    st.sampled_from([(4, 8, 8), (1, 6, 6), (3, 16, 16)]),
+    st.sampled_from([(2, 8, 8), (4, 16, 16), (1, 5, 7)]),
+)
+def test_region_mask_equals_map_overlap_mask(seed, patch, grid):
+    """The mask read by region (block + halo from the store) is map_overlap's, block for block."""
+    import dask.array as da
+
+    from caredask.loaders.base import RegionSource
+    from caredask.masks.background import dilate_above_mask
+    from caredask.masks.skip import dilate_above_regions
+
+    rs = np.random.RandomState(seed)
+    _, y = sparse_pair(rs, (12, 60, 60))
+    chunks = tuple(int(rs.randint(max(2, s // 4), s + 1)) for s in y.shape)
+    yd = da.from_array(y, chunks=chunks)
+    thr = np.float32(rs.choice([0, 200, 1000]))
+    live = np.ones(yd.numblocks, bool)
+    live.flat[rs.randint(0, live.size)] = False
+    got, _ = dilate_above_regions(yd, RegionSource(y, grid), thr, patch, live)
+    want = dilate_above_mask(yd, thr, patch).compute()
+    bounds = [np.concatenate([[0], np.cumsum(c)]) for c in yd.chunks]
+    for idx in np.ndindex(*live.shape):
+        if not live[idx]:
+            sl = tuple(slice(b[i], b[i + 1]) for b, i in zip(bounds, idx, strict=True))
+            want[sl] = False
+    assert np.array_equal(got.compute(), want)

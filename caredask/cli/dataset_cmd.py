@@ -124,8 +124,7 @@ def _add_dataset(sub: Any) -> None:
     o.add_argument(
         "--skip-empty",
         action="store_true",
-        help="skip training images without foreground (named in the manifest) instead of "
-        "stopping",
+        help="skip training images without foreground (named in the manifest) instead of stopping",
     )
     add_quiet_option(o)
     s = p.add_argument_group("split by image")

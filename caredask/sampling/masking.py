@@ -31,6 +31,9 @@ from .items import Item, PatchJob
 
 __all__ = ["count_valid", "empty_region", "locate_centres", "stencil_chunks"]
 
+HALO_AMPLIFICATION = 2.0
+"""Largest ratio of decoded cells to a block's own cells for which the mask reads by region."""
+
 
 def _region_mask(item: Item, job: PatchJob, thr: Any) -> da.Array | None:
     """The filter mask read by region from the store (live blocks only), if the loader can."""
@@ -39,6 +42,16 @@ def _region_mask(item: Item, job: PatchJob, thr: Any) -> da.Array | None:
         return None
     y = item.y
     depth = [h // 2 for h in filter_size(job.patch_size)]
+    # A halo slice decodes whole store cells: worth it only where cells are small next to the
+    # blocks (sharded stores); with a cell per block map_overlap shares each decoded block.
+    amplification = np.prod(
+        [
+            (max(c) / g + 2 * -(-d // g)) / (max(c) / g)
+            for c, d, g in zip(y.chunks, depth, region.grid, strict=True)
+        ]
+    )
+    if float(amplification) > HALO_AMPLIFICATION:
+        return None
     live = live_blocks(y.chunks, [0] * y.ndim, depth, y.chunks, st.block_max, thr)
     m, st.mask_reread = dilate_above_regions(y, region, thr, job.patch_size, live)
     return m
