@@ -21,6 +21,7 @@ __all__ = [
     "LazyImage",
     "RegionSource",
     "balanced_chunks",
+    "check_unchanged",
     "file_identity",
     "reader_to_dask",
     "region_source",
@@ -158,3 +159,20 @@ def balanced_chunks(
             break
         chunk[j] = -(-chunk[j] // 2)
     return tuple(chunk)
+
+
+def check_unchanged(path: str | os.PathLike[str], size: int, mtime_ns: int) -> None:
+    """Refuse to read a file that was removed or changed since it was opened (by identity)."""
+    from ..errors import FormatError, SourceNotFoundError
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise SourceNotFoundError(
+            f"{path}: the file was removed after it was opened; restore it or open the source again"
+        ) from None
+    if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
+        raise FormatError(
+            f"{path}: the file changed after it was opened (size or modification time "
+            "differ); open the source again"
+        )

@@ -40,7 +40,7 @@ from ..errors import (
     MissingDependencyError,
     SourceNotFoundError,
 )
-from .base import LazyImage, file_identity, reader_to_dask
+from .base import LazyImage, check_unchanged, file_identity, reader_to_dask
 from .bioio_axes import bioio_chunks, bioio_metadata, plan_axes
 from .registry import natural_key, register_loader
 
@@ -243,18 +243,7 @@ class BioioSceneReader:
         return np.asarray(block.squeeze(axis=ints) if ints else block, dtype=self.dtype)
 
     def _check_unchanged(self) -> None:
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            raise SourceNotFoundError(
-                f"{self.path}: the file was removed after it was opened; restore it or open "
-                "the source again"
-            ) from None
-        if (st.st_size, st.st_mtime_ns) != (self.size, self.mtime_ns):
-            raise FormatError(
-                f"{self.path}: the file changed after it was opened (size or modification "
-                "time differ); open the source again"
-            )
+        check_unchanged(self.path, self.size, self.mtime_ns)
 
 
 # --------------------------------------------------------------------------- loader

@@ -34,7 +34,7 @@ from dask.array.core import normalize_chunks
 
 from ..axes import axes_check_and_normalize, suggest_axes
 from ..errors import AxesError, CaredaskError, FormatError, InputError, SourceNotFoundError
-from .base import LazyImage, balanced_chunks, file_identity, reader_to_dask
+from .base import LazyImage, balanced_chunks, check_unchanged, file_identity, reader_to_dask
 from .bioimage import probe_bioio
 from .registry import natural_key, register_loader
 
@@ -85,18 +85,7 @@ class _TiffReader:
         self.ndim = len(self.shape)
 
     def _check_unchanged(self) -> None:
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            raise SourceNotFoundError(
-                f"{self.path}: the file was removed after it was opened; restore it or open "
-                "the source again"
-            ) from None
-        if (st.st_size, st.st_mtime_ns) != (self.size, self.mtime_ns):
-            raise FormatError(
-                f"{self.path}: the file changed after it was opened (size or modification "
-                "time differ); open the source again"
-            )
+        check_unchanged(self.path, self.size, self.mtime_ns)
 
     def _read(self, key: Any) -> np.ndarray:
         raise NotImplementedError
