@@ -131,9 +131,9 @@ def _run(
     )
     try:
         check_count(run_pipeline(iter(items), job, check, sink), plan.n_images)
-    except BaseException:
+    except BaseException as e:
         if isinstance(sink, ZarrSink):
-            keep_or_abort(sink, plan.n_images)
+            keep_or_abort(sink, plan.n_images, e)
         raise
     finally:
         progress.close()

@@ -163,15 +163,18 @@ def state_token(rng: np.random.RandomState) -> str:
     return "RandomState " + tokenize(rng.get_state(legacy=False))
 
 
-def keep_or_abort(sink: ZarrSink, n_images: int) -> None:
-    """After a failure: keep a store that holds finished images (to resume), else remove it."""
+def keep_or_abort(sink: ZarrSink, n_images: int, error: BaseException) -> None:
+    """After a failure: keep a store that holds finished images (to resume), else remove it.
+
+    What was kept is added to ``error`` as a note (shown with its traceback; the command line
+    reports it in its one line).
+    """
     if not sink.records:
         sink.abort()
         return
-    print(
+    error.add_note(
         f"caredask: kept {sink.writer.partial_path} with {len(sink.records)} of {n_images} "
-        "images written; rerun the same command to resume",
-        file=sys.stderr,
+        "images written; rerun the same call or command to resume"
     )
 
 
