@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -38,7 +38,8 @@ from .. import __version__
 from ..errors import FormatError, InputError, SourceNotFoundError
 from ..loaders import LazyImage, open_images
 from ..loaders.bioimage import VENDOR_PLUGINS
-from ..loaders.registry import _ensure_builtins, natural_key
+from ..loaders.discover import is_zarr_path, list_folder, matches
+from ..loaders.registry import _ensure_builtins
 
 __all__ = [
     "INDEX_SCHEMA",
@@ -56,7 +57,6 @@ INDEX_SCHEMA = "caredask.index/1"
 DEFAULT_SUFFIXES = tuple(dict.fromkeys((".tif", ".tiff", ".czi", ".zarr", *VENDOR_PLUGINS)))
 """What a folder listing picks up when no pattern is given (case-insensitive suffixes; vendor
 formats such as ``.dv``, ``.nd2``, ``.lif`` are read through bioio)."""
-_ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
 _ID_DIGITS = 16
 
 
@@ -183,31 +183,10 @@ class Unit:
     rel: str
 
 
-def _is_zarr_dir(p: Path) -> bool:
-    return p.is_dir() and (
-        p.name.lower().endswith(".zarr") or any((p / m).exists() for m in _ZARR_MARKERS)
-    )
-
-
-def _matches(p: Path, pattern: str | None) -> bool:
-    import fnmatch
-
+def _listing_filter(pattern: str | None) -> Callable[[Path], bool]:
     if pattern is None:
-        return p.name.lower().endswith(DEFAULT_SUFFIXES)
-    return fnmatch.fnmatchcase(p.name, pattern)
-
-
-def _list_dir(root: Path, folder: Path, pattern: str | None, recursive: bool) -> list[Unit]:
-    units: list[Unit] = []
-    for p in sorted(folder.iterdir(), key=lambda q: natural_key(q.name)):
-        if p.name.startswith("."):
-            continue
-        if p.is_file() or _is_zarr_dir(p):
-            if _matches(p, pattern):
-                units.append(Unit(str(p), p.relative_to(root).as_posix()))
-        elif p.is_dir() and recursive:
-            units.extend(_list_dir(root, p, pattern, recursive))
-    return units
+        return lambda p: p.name.lower().endswith(DEFAULT_SUFFIXES)
+    return lambda p: matches(p.name, pattern)
 
 
 def expand_sources(
@@ -247,8 +226,9 @@ def expand_sources(
                 f"{text}: no such file or directory; check the path (relative paths are taken "
                 f"from {os.getcwd()})"
             )
-        if p.is_dir() and not _is_zarr_dir(p):
-            units.extend(_list_dir(p, p, pattern, recursive))
+        if p.is_dir() and not is_zarr_path(p):
+            listed = list_folder(p, _listing_filter(pattern), recursive=recursive, stores=True)
+            units.extend(Unit(str(f), f.relative_to(p).as_posix()) for f in listed)
         else:
             units.append(Unit(str(p), p.name))
     seen: set[str] = set()

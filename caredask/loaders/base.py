@@ -23,6 +23,7 @@ __all__ = [
     "balanced_chunks",
     "check_unchanged",
     "file_identity",
+    "read_memmap",
     "reader_to_dask",
     "region_source",
 ]
@@ -159,6 +160,29 @@ def balanced_chunks(
             break
         chunk[j] = -(-chunk[j] // 2)
     return tuple(chunk)
+
+
+def read_memmap(
+    path: str,
+    offset: int,
+    shape: tuple[int, ...],
+    file_dtype: np.dtype[Any],
+    key: Any,
+    *,
+    order: str = "C",
+    dtype: np.dtype[Any] | None = None,
+) -> np.ndarray:
+    """Copy ``key`` out of a fresh read-only memory map of a file region, then drop the map.
+
+    Only the touched bytes are read and no map outlives the call.  ``dtype`` converts the copy
+    (e.g. to native byte order); by default it keeps ``file_dtype``.
+    """
+    layout: Any = order
+    mm = np.memmap(path, dtype=file_dtype, mode="r", offset=offset, shape=shape, order=layout)
+    try:
+        return np.array(mm[key], dtype=dtype)
+    finally:
+        del mm
 
 
 def check_unchanged(path: str | os.PathLike[str], size: int, mtime_ns: int) -> None:

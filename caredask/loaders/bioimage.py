@@ -42,7 +42,8 @@ from ..errors import (
 )
 from .base import LazyImage, check_unchanged, file_identity, reader_to_dask
 from .bioio_axes import bioio_chunks, bioio_metadata, plan_axes
-from .registry import natural_key, register_loader
+from .discover import list_folder, matches
+from .registry import register_loader
 
 __all__ = [
     "BIOIO_EXTRA",
@@ -285,22 +286,16 @@ def _open_file(path: Path, axes: str | None, chunks: Any, right_align: bool) -> 
 
 
 def _list_folder(folder: Path, pattern: str | None) -> list[Path]:
-    import fnmatch
-
-    files = [
-        p
-        for p in folder.iterdir()
-        if p.is_file()
-        and not p.name.startswith(".")
-        and (fnmatch.fnmatch(p.name, pattern) if pattern else vendor_suffix(p) is not None)
-    ]
+    files = list_folder(
+        folder, lambda p: matches(p.name, pattern) if pattern else vendor_suffix(p) is not None
+    )
     if not files:
         raise SourceNotFoundError(
             f"{folder}: no file bioio reads here (extensions {', '.join(VENDOR_PLUGINS)}"
             + (f", pattern {pattern!r}" if pattern else "")
             + "); check the folder or pass pattern=..."
         )
-    return sorted(files, key=lambda p: natural_key(p.name))
+    return files
 
 
 def probe_bioio(source: Any, options: dict[str, Any]) -> bool:

@@ -15,7 +15,6 @@ dimensions squeezed), which is what csbdeep reads.
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import logging
 import math
@@ -34,9 +33,17 @@ from dask.array.core import normalize_chunks
 
 from ..axes import axes_check_and_normalize, suggest_axes
 from ..errors import AxesError, CaredaskError, FormatError, InputError, SourceNotFoundError
-from .base import LazyImage, balanced_chunks, check_unchanged, file_identity, reader_to_dask
+from .base import (
+    LazyImage,
+    balanced_chunks,
+    check_unchanged,
+    file_identity,
+    read_memmap,
+    reader_to_dask,
+)
 from .bioimage import probe_bioio
-from .registry import natural_key, register_loader
+from .discover import is_zarr_path, list_folder, matches
+from .registry import register_loader
 
 __all__ = [
     "CHUNK_BYTES",
@@ -53,7 +60,6 @@ DEFAULT_PATTERN = "*.tif*"
 CHUNK_BYTES = 32 * 2**20
 """Target size of one default dask chunk (a multiple of the storage unit)."""
 _OPTIONS = frozenset({"chunks", "pattern", "series", "level", "right_align_axes"})
-_ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup", ".zattrs")
 # tifffile logs (rather than raises) these when a file is truncated or corrupt.
 _CORRUPTION_LOGS = (
     "invalid page offset",
@@ -119,7 +125,8 @@ class TiffMemmapReader(_TiffReader):
     file_dtype: str = ""
 
     def _read(self, key: Any) -> np.ndarray:
-        return _read_memmap(self.path, self.offset, self.shape, self.file_dtype, self.dtype, key)
+        file_dtype = np.dtype(self.file_dtype)
+        return read_memmap(self.path, self.offset, self.shape, file_dtype, key, dtype=self.dtype)
 
 
 @dataclass
@@ -138,22 +145,6 @@ class TiffZarrReader(_TiffReader):
     def _read(self, key: Any) -> np.ndarray:
         arr = _open_zarr(self.path, self.size, self.mtime_ns, self.series, self.level)
         return np.asarray(arr[key], dtype=self.dtype)
-
-
-def _read_memmap(
-    path: str,
-    offset: int,
-    shape: tuple[int, ...],
-    file_dtype: str,
-    dtype: np.dtype[Any],
-    key: Any,
-) -> np.ndarray:
-    """Copy ``key`` out of a fresh read-only memmap of the file and drop the map."""
-    mm = np.memmap(path, dtype=np.dtype(file_dtype), mode="r", offset=offset, shape=shape)
-    try:
-        return np.array(mm[key], dtype=dtype)
-    finally:
-        del mm
 
 
 @functools.lru_cache(maxsize=16)
@@ -367,32 +358,15 @@ def _open_file(
     return LazyImage(data, img_axes, path.name, source=ident[0])
 
 
-def _is_zarr_dir(p: Path) -> bool:
-    in_store = any(part.lower().endswith(".zarr") for part in p.parts)
-    return in_store or any((p / m).exists() for m in _ZARR_MARKERS)
-
-
-def _matches(name: str, pattern: str) -> bool:
-    """fnmatch, case-sensitive except for the file's last suffix."""
-    stem, dot, suffix = name.rpartition(".")
-    return fnmatch.fnmatchcase(name, pattern) or (
-        bool(dot) and fnmatch.fnmatchcase(f"{stem}.{suffix.lower()}", pattern)
-    )
-
-
 def _list_folder(folder: Path, pattern: str) -> list[Path]:
     """Regular, non-hidden files of ``folder`` matching ``pattern``, in natural order."""
-    files = [
-        p
-        for p in folder.iterdir()
-        if not p.name.startswith(".") and p.is_file() and _matches(p.name, pattern)
-    ]
+    files = list_folder(folder, lambda p: matches(p.name, pattern))
     if not files:
         raise SourceNotFoundError(
             f"{folder}: no file matches pattern {pattern!r} in this folder; check the folder "
             "or pass pattern=... (e.g. pattern='*.tif')"
         )
-    return sorted(files, key=lambda p: natural_key(p.name))
+    return files
 
 
 def probe_tiff(source: Any, options: dict[str, Any]) -> bool:
@@ -401,7 +375,7 @@ def probe_tiff(source: Any, options: dict[str, Any]) -> bool:
         return False
     p = Path(source).expanduser()
     if p.is_dir():
-        if _is_zarr_dir(p):
+        if is_zarr_path(p):
             return False
         # A folder is TIFF's when asked with a pattern, or when it holds TIFF files (a folder
         # of other formats, e.g. CZI, goes to the registry's per-file listing).
