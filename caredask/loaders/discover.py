@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import unquote
 
 from ..errors import InputError
@@ -43,7 +43,7 @@ def natural_key(s: str) -> list[Any]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(s))]
 
 
-def is_uri(source: Any) -> bool:
+def is_uri(source: Any) -> TypeGuard[str]:
     """Whether ``source`` is a URI string (``scheme://...``, ``file://`` included)."""
     return isinstance(source, str) and "://" in source
 
