@@ -295,7 +295,11 @@ def create_dataset(
     )
     patches |= {"axes": axes_out, "n_patches": int(X.shape[0]), "on_empty": on_empty}
     patches |= {"skipped": done["skipped"], "content_sha256": training_digest(X, Y, axes_out)}
-    split: dict[str, Any] = {"seed": split_seed, "test_fraction": test_fraction, "group_regex": group_regex}
+    split: dict[str, Any] = {
+        "seed": split_seed,
+        "test_fraction": test_fraction,
+        "group_regex": group_regex,
+    }
     split |= {"train": [pairs[i][0] for i in train], "test": [pairs[i][0] for i in test]}
     data = manifest_data(
         name or out.name,

@@ -178,7 +178,11 @@ def write_preview(
     grid, titles = preview_grid(X, Y, axes, idx.tolist(), max_channels)
     tile_w = (grid.shape[1] - _GAP) // len(titles) - _GAP
     img = _image(grid, titles, tile_w)
-    target = Path(path)
+    return _save_png(img, Path(path), if_exists)
+
+
+def _save_png(img: Any, target: Path, if_exists: str) -> Path:
+    """Save ``img`` at ``target`` as ``if_exists`` says (see :func:`write_preview`)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     if if_exists == "overwrite":
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")

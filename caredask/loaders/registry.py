@@ -135,6 +135,11 @@ def open_images(source: Any, axes: str | None = None, **options: Any) -> list[La
     for loader in _LOADERS:
         if loader.probe(source, options):
             return loader.open(source, axes, **options)
+    return _open_unclaimed(source, axes, options)
+
+
+def _open_unclaimed(source: Any, axes: str | None, options: dict[str, Any]) -> list[LazyImage]:
+    """A source no loader claimed: a list, a ``file://`` URI or a folder, else an error."""
     if isinstance(source, Sequence) and not isinstance(source, str | bytes):
         check_not_mixed(source)
         images: list[LazyImage] = []
