@@ -25,6 +25,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import InputError
+from ..loaders import LazyImage
 from ..rawdata import RawData
 from .index import Index, build_index, unit_digest, unit_signature
 from .pairing import Pair, keyed_records, pair_records, record_entry, split_groups
@@ -46,7 +47,7 @@ from .recipe import (
     training_raw_data,
 )
 from .records import Screening
-from .stats import DEFAULT_PERCENTILES, dataset_statistics
+from .stats import DEFAULT_PERCENTILES, StreamStatistics, dataset_statistics
 from .units import expand_sources
 
 __all__ = [
@@ -131,6 +132,39 @@ def _indexed_pairs(
         reasons = "; ".join(f"{e['key']}: {e['reason']}" for e in excluded[:5])
         raise InputError(f"no usable source/target pair in {source} and {target} ({reasons})")
     return index, pairs, excluded
+
+
+def _training_images(
+    pairs: list[Pair], axes: str | None, options: dict[str, Any], percentiles: Sequence[float]
+) -> tuple[list[LazyImage], list[LazyImage], tuple[StreamStatistics, StreamStatistics]]:
+    """The training pairs' images, opened, and their dataset statistics (source, target)."""
+    xs = [open_entry(record_entry(s), axes, options) for _, s, _ in pairs]
+    ys = [open_entry(record_entry(t), axes, options) for _, _, t in pairs]
+    src_st, tgt_st = dataset_statistics(
+        [[x.data for x in xs], [y.data for y in ys]],
+        [[x.axes for x in xs], [y.axes for y in ys]],
+        percentiles,
+    )
+    return xs, ys, (src_st, tgt_st)
+
+
+def _split_record(
+    pairs: list[Pair],
+    train: list[int],
+    test: list[int],
+    seed: int,
+    test_fraction: float,
+    group_regex: str | None,
+) -> dict[str, Any]:
+    """The manifest's ``split``: its parameters and the keys of the training and test pairs."""
+    return {
+        "unit": "image",
+        "seed": seed,
+        "test_fraction": test_fraction,
+        "group_regex": group_regex,
+        "train": [pairs[i][0] for i in train],
+        "test": [pairs[i][0] for i in test],
+    }
 
 
 def _generate(
@@ -254,14 +288,7 @@ def create_dataset(
     )
     train, test = split_groups(_group_labels(pairs, group_regex), test_fraction, split_seed)
     opts = index.params["options"]
-    xs = [open_entry(record_entry(pairs[i][1]), axes, opts) for i in train]
-    ys = [open_entry(record_entry(pairs[i][2]), axes, opts) for i in train]
-    src_st, tgt_st = dataset_statistics(
-        [[x.data for x in xs], [y.data for y in ys]],
-        [[x.axes for x in xs], [y.axes for y in ys]],
-        percentiles,
-    )
-    stats = (src_st, tgt_st)
+    xs, ys, stats = _training_images([pairs[i] for i in train], axes, opts, percentiles)
     norm = make_normalization(norm_spec, lambda: stats)
     masks = mask_spec(mask, mask_label, mask_values, mask_axes)
     patches: dict[str, Any] = {
@@ -295,12 +322,7 @@ def create_dataset(
     )
     patches |= {"axes": axes_out, "n_patches": int(X.shape[0]), "on_empty": on_empty}
     patches |= {"skipped": done["skipped"], "content_sha256": training_digest(X, Y, axes_out)}
-    split: dict[str, Any] = {
-        "seed": split_seed,
-        "test_fraction": test_fraction,
-        "group_regex": group_regex,
-    }
-    split |= {"train": [pairs[i][0] for i in train], "test": [pairs[i][0] for i in test]}
+    split = _split_record(pairs, train, test, split_seed, test_fraction, group_regex)
     data = manifest_data(
         name or out.name,
         os.path.relpath(ipath, out),

@@ -283,7 +283,7 @@ def manifest_data(
         "index": index,
         "loader": loader,
         "inputs": inputs,
-        "split": {"unit": "image", **split},
+        "split": split,
         "statistics": {
             "computed_on": "train",
             "images": n_train,
