@@ -37,6 +37,7 @@ from typing import Any
 from .. import __version__
 from ..errors import InputError
 from ..loaders import open_images
+from ..loaders.discover import is_uri
 from ..loaders.registry import _ensure_builtins
 from .records import ImageRecord, Screening, read_json, write_json_atomic
 from .units import DEFAULT_SUFFIXES, Unit, expand_sources
@@ -219,7 +220,7 @@ def _index_unit(
     screening: Screening,
 ) -> tuple[list[ImageRecord], bool]:
     """Records of one unit and whether it was hashed."""
-    if "://" in unit:
+    if is_uri(unit):
         reason = "remote sources are not indexed (content hashing needs local files)"
         return [ImageRecord(None, unit, "rejected", reason)], False
     try:

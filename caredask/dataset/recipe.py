@@ -23,6 +23,7 @@ import numpy as np
 from .. import __version__
 from ..errors import InputError
 from ..loaders import LazyImage, open_images
+from ..loaders.discover import is_uri
 from ..masks.filters import no_background_patches
 from ..rawdata import RawData, open_masks
 from ..statistics.normalize import PercentileNormalization, sample_percentiles
@@ -97,7 +98,7 @@ def mask_spec(
 
 
 def _abs(p: Any) -> str:
-    return str(p) if "://" in str(p) else os.path.abspath(p)
+    return p if is_uri(p) else os.path.abspath(p)
 
 
 def open_mask_list(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import SourceNotFoundError
 from ..loaders.bioimage import VENDOR_PLUGINS
-from ..loaders.discover import is_zarr_path, list_folder, matches
+from ..loaders.discover import is_uri, is_zarr_path, list_folder, matches
 
 __all__ = ["DEFAULT_SUFFIXES", "Unit", "expand_sources"]
 
@@ -64,7 +64,7 @@ def expand_sources(
     units: list[Unit] = []
     for s in sources:
         text = os.fspath(s)
-        if "://" in text:
+        if is_uri(text):
             units.append(Unit(text, text.rstrip("/").rsplit("/", 1)[-1]))
             continue
         p = Path(text).expanduser().absolute()

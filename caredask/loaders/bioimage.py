@@ -42,7 +42,7 @@ from ..errors import (
 )
 from .base import LazyImage, check_unchanged, file_identity, reader_to_dask
 from .bioio_axes import bioio_chunks, bioio_metadata, plan_axes
-from .discover import list_folder, matches
+from .discover import is_uri, list_folder, matches
 from .registry import register_loader
 
 __all__ = [
@@ -302,7 +302,7 @@ def probe_bioio(source: Any, options: dict[str, Any]) -> bool:
     """Registry probe: a local file with a vendor extension no native loader owns."""
     if isinstance(source, list | tuple):
         return len(source) > 0 and all(probe_bioio(s, options) for s in source)
-    if not isinstance(source, str | os.PathLike) or "://" in os.fspath(source):
+    if not isinstance(source, str | os.PathLike) or is_uri(source):
         return False
     suffix = vendor_suffix(source)
     return suffix is not None and suffix not in _NATIVE and not Path(source).is_dir()
@@ -350,7 +350,7 @@ def open_bioio(source: Any, axes: str | None = None, **options: Any) -> list[Laz
     items = list(source) if isinstance(source, list | tuple) else [source]
     images: list[LazyImage] = []
     for s in items:
-        if not isinstance(s, str | os.PathLike) or "://" in os.fspath(s):
+        if not isinstance(s, str | os.PathLike) or is_uri(s):
             raise InputError(f"{s!r}: reader='bioio' reads local files and folders of them")
         p = Path(s).expanduser()
         files = _list_folder(p, options.get("pattern")) if p.is_dir() else [p]

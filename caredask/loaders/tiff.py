@@ -36,7 +36,7 @@ from .base import (
     reader_to_dask,
 )
 from .bioimage import probe_bioio
-from .discover import is_zarr_path, list_folder, matches
+from .discover import is_uri, is_zarr_path, list_folder, matches
 from .registry import register_loader
 from .tiff_meta import SeriesInfo, image_axes, inspect_series, tiff_axes
 
@@ -208,7 +208,7 @@ def _list_folder(folder: Path, pattern: str) -> list[Path]:
 
 def probe_tiff(source: Any, options: dict[str, Any]) -> bool:
     """Say yes to a path ending in ``.tif``/``.tiff`` (any case) or a folder of TIFFs."""
-    if not isinstance(source, str | os.PathLike) or "://" in str(source):
+    if not isinstance(source, str | os.PathLike) or is_uri(source):
         return False
     p = Path(source).expanduser()
     if p.is_dir():
