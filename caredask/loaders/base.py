@@ -25,6 +25,7 @@ __all__ = [
     "coarsen",
     "file_identity",
     "grown_block",
+    "read_memmap",
     "reader_to_dask",
     "region_source",
 ]
@@ -209,6 +210,29 @@ def balanced_chunks(
             break
         chunk[j] = -(-chunk[j] // 2)
     return tuple(chunk)
+
+
+def read_memmap(
+    path: str,
+    offset: int,
+    shape: tuple[int, ...],
+    file_dtype: np.dtype[Any],
+    key: Any,
+    *,
+    order: str = "C",
+    dtype: np.dtype[Any] | None = None,
+) -> np.ndarray:
+    """Copy ``key`` out of a fresh read-only memory map of a file region, then drop the map.
+
+    Only the touched bytes are read and no map outlives the call.  ``dtype`` converts the copy
+    (e.g. to native byte order); by default it keeps ``file_dtype``.
+    """
+    layout: Any = order
+    mm = np.memmap(path, dtype=file_dtype, mode="r", offset=offset, shape=shape, order=layout)
+    try:
+        return np.array(mm[key], dtype=dtype)
+    finally:
+        del mm
 
 
 def check_unchanged(path: str | os.PathLike[str], size: int, mtime_ns: int) -> None:
