@@ -229,10 +229,12 @@ def slice_child(case: str, n: int, out: str) -> dict[str, Any]:
         if client is None:
             # The threaded run gives the model its task structure: use the work blocks a
             # cluster uses (the threaded scheduler's default keeps the store's read unit).
+            # The modelled workers (8 GiB, 2 threads) and the LocalClusters here get the
+            # largest block, MAX_WORK_BLOCK.
             import caredask.sampling.create as create
-            from caredask.sampling.schedule import DISTRIBUTED_BLOCK
+            from caredask.sampling.schedule import MAX_WORK_BLOCK
 
-            create.work_block_bytes = lambda client=None: DISTRIBUTED_BLOCK  # type: ignore[assignment]
+            create.work_block_bytes = lambda client=None: MAX_WORK_BLOCK  # type: ignore[assignment]
         rec = Recorder(local=client is None)
         rec.install()
         raw = virtual_pairs(n, SHAPE, CHUNKS)

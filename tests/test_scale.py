@@ -291,6 +291,28 @@ def test_progress_counts_every_pass_with_batches_in_flight(scheduler, monkeypatc
         assert 0 < snap[phase][0] == snap[phase][1], phase
 
 
+def test_work_blocks_follow_the_workers_memory():
+    from caredask.sampling.schedule import work_block_bytes
+
+    class FakeClient:
+        def __init__(self, workers):
+            self.workers = workers
+
+        def scheduler_info(self, n_workers=-1):
+            return {"workers": dict(enumerate(self.workers))}
+
+    gib = 2**30
+    assert work_block_bytes(None) == 0
+    assert work_block_bytes(FakeClient([{"memory_limit": 8 * gib, "nthreads": 2}])) == 2**28
+    assert (
+        work_block_bytes(
+            FakeClient([{"memory_limit": gib, "nthreads": 1}, {"memory_limit": 8 * gib}])
+        )
+        == 2**26
+    )
+    assert work_block_bytes(FakeClient([{"memory_limit": 0, "nthreads": 4}])) == 2**26
+
+
 def test_grown_block_doubles_the_shortest_axis_within_the_size():
     from caredask.loaders.base import grown_block
 
@@ -332,7 +354,7 @@ def test_work_blocks_cut_tasks_not_the_result(tmp_path, monkeypatch, cluster):
         return RawData.from_sources(paths["low"], paths["GT"], axes="ZYX")
 
     ref = caredask.generate_training_data(src(), PATCH, K, seed=2)
-    monkeypatch.setattr(schedule, "DISTRIBUTED_BLOCK", 8 * 2 * 16 * 16 * 2)
+    monkeypatch.setattr(schedule, "MAX_WORK_BLOCK", 8 * 2 * 16 * 16 * 2)
     blocks = []
     real = items_mod.coarsen
 

@@ -93,19 +93,32 @@ def distributed_client() -> Any:
         return None
 
 
-DISTRIBUTED_BLOCK = 64 * 2**20
-"""Work block size on ``distributed``: its central scheduler spends milliseconds per task."""
+MAX_WORK_BLOCK = 256 * 2**20
+"""Largest work block on ``distributed`` (its central scheduler spends milliseconds per task)."""
+
+WORK_BLOCK_SHARE = 16
+"""A work block may take 1/16 of a worker thread's memory (its tasks hold a few copies)."""
 
 
 def work_block_bytes(client: Any = None) -> int:
     """Bytes a work block may grow to from the loader's read unit (0: keep the read unit).
 
-    dask's threaded scheduler costs well under a millisecond per task, so blocks stay the
-    store's read unit (finest mask skipping, most parallelism).  A ``distributed`` scheduler
-    costs a few milliseconds of its CPU per task, so blocks grow to 64 MiB, which divides the
-    tasks per image by up to four on 16 MiB chunks.
+    dask's threaded scheduler costs well under a millisecond per task, so locally blocks stay
+    the store's read unit (finest mask skipping, most parallelism).  A ``distributed``
+    scheduler costs a few milliseconds of its CPU per task, so there blocks grow to 1/16 of
+    the smallest worker's memory per thread (1 GiB per thread assumed when workers have no
+    limit), at most 256 MiB: 8 GiB workers of 2 threads read 256 MiB blocks, 16 times fewer
+    tasks than 16 MiB chunks.
     """
-    return DISTRIBUTED_BLOCK if client is not None else 0
+    if client is None:
+        return 0
+    workers = client.scheduler_info(n_workers=-1).get("workers", {}).values()
+    per_thread = [
+        int(w["memory_limit"]) // max(1, int(w.get("nthreads") or 1))
+        for w in workers
+        if w.get("memory_limit")
+    ]
+    return int(min(MAX_WORK_BLOCK, (min(per_thread) if per_thread else 2**30) // WORK_BLOCK_SHARE))
 
 
 def cluster_threads(client: Any = None) -> int:
