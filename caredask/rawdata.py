@@ -25,7 +25,7 @@ from .loaders import LazyImage, open_images
 from .loaders.labels import open_label
 from .loaders.registry import file_uri_to_path, natural_key
 from .masks.pixel import eligible_pixels, fit_mask, pair_masks
-from .transforms import Item, SourcedItem, mark_rng_free
+from .transforms.protocol import Item, SourcedItem, mark_rng_free
 
 __all__ = ["RawData", "open_masks"]
 

@@ -13,19 +13,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import caredask.csbdeep as cc
-from caredask.augment import (
+from caredask.errors import AxesError, InputError
+from caredask.loaders import LazyImage, open_images
+from caredask.transforms import (
+    Transform,
     accumulate_frames,
     accumulate_image,
     flip_xy,
+    is_rng_free,
+    permute_axes,
     rotate_xy,
     split_channels,
     sum_frames,
     transform_labels,
 )
-from caredask.errors import AxesError, InputError
-from caredask.frames import check_accumulator, frame_index, sum_frames_numpy
-from caredask.loaders import LazyImage, open_images
-from caredask.transforms import Transform, is_rng_free, permute_axes
+from caredask.transforms.frames import check_accumulator, frame_index, sum_frames_numpy
 from tests.oracles import oracle
 
 cd = oracle("csbdeep.data", "csbdeep")

@@ -32,9 +32,9 @@ from caredask.dataset import (
 from caredask.dataset import index as index_mod
 from caredask.dataset.index import expand_sources, unit_digest
 from caredask.dataset.stats import block_moments, combine_moments, moments_graph
+from caredask.dataset.synthetic import write_tiff_pairs
 from caredask.errors import FormatError, InputError, SourceNotFoundError
 from caredask.statistics.normalize import FixedRangeNormalization
-from caredask.synthetic import write_tiff_pairs
 
 from .conftest import blob_pair
 

@@ -12,20 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from caredask.distortion_ops import (
-    adjust_subsample,
-    convolve_blockwise,
-    convolve_psf,
-    convolve_tiles,
-    noise_blockwise,
-    scale_blockwise,
-    scale_down_up,
-    seeded_noise,
-    tile_shape,
-)
-from caredask.distortions import anisotropic_distortions
 from caredask.errors import AxesError, InputError
-from caredask.transforms import is_rng_free
+from caredask.transforms import anisotropic_distortions, is_rng_free
+from caredask.transforms.noise import noise_blockwise, seeded_noise
+from caredask.transforms.psf import convolve_blockwise, convolve_psf, convolve_tiles
+from caredask.transforms.subsample import adjust_subsample, scale_blockwise, scale_down_up
+from caredask.transforms.tiles import tile_shape
 from tests.oracles import oracle
 
 cd = oracle("csbdeep.data", "csbdeep")
