@@ -21,6 +21,7 @@ from .common import (
     print_summary,
     reader_options,
 )
+from .dataset_cmd import rebuild_command
 from .mask_opts import add_mask_options, mask_kwargs
 from .preview_cmd import check_preview_option, patches_preview
 
@@ -284,8 +285,6 @@ def run(args: argparse.Namespace) -> int:
     from ..sampling.create import generate_training_data
 
     if args.manifest:
-        from .dataset_cmd import rebuild_command
-
         return rebuild_command(args)
     out = _check(args)
     check_preview_option(args, out)
