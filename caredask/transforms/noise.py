@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import dask.array as da
 import numpy as np
 
-from .tiles import align_to_tiles, chunk_starts, tile_shape, tile_starts
+from .tiles import align_to_tiles, chunk_starts, float32_blocks, tile_shape, tile_starts
 
 __all__ = ["legacy_noise", "noise_blockwise", "seeded_noise"]
 
@@ -110,8 +110,7 @@ def noise_blockwise(
     return da.map_blocks(
         _noise_chunk,
         x,
-        dtype=np.float32,
-        meta=np.empty((0,) * x.ndim, np.float32),
+        **float32_blocks(x.ndim),
         seed=seed,
         image=image,
         tile=tiles,

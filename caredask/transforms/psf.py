@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import dask.array as da
 import numpy as np
 
-from .tiles import align_to_tiles, chunk_starts, tile_shape, tile_starts
+from .tiles import align_to_tiles, chunk_starts, float32_blocks, tile_shape, tile_starts
 
 __all__ = ["convolve_blockwise", "convolve_psf", "convolve_tiles"]
 
@@ -127,8 +127,7 @@ def convolve_blockwise(x: da.Array, psf: np.ndarray, channel: int | None, tile: 
         boundary=0,
         trim=False,
         chunks=x.chunks,
-        dtype=np.float32,
-        meta=np.empty((0,) * x.ndim, np.float32),
+        **float32_blocks(x.ndim),
         psf=psf,
         have=have,
         channel=channel,

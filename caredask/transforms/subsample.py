@@ -15,7 +15,7 @@ import dask.array as da
 import numpy as np
 
 from ..errors import InputError
-from .tiles import CHUNK_BYTES
+from .tiles import CHUNK_BYTES, float32_blocks
 
 __all__ = ["adjust_subsample", "scale_blockwise", "scale_down_up"]
 
@@ -104,8 +104,7 @@ def scale_blockwise(x: da.Array, axis: int, factor: float) -> da.Array:
     return da.map_blocks(
         _zoom_chunk,
         x,
-        dtype=np.float32,
-        meta=np.empty((0,) * x.ndim, np.float32),
+        **float32_blocks(x.ndim),
         axis=axis,
         factor=factor,
     )

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import dask.array as da
 import numpy as np
 
-__all__ = ["CHUNK_BYTES", "align_to_tiles", "chunk_starts", "tile_shape", "tile_starts"]
+__all__ = [
+    "CHUNK_BYTES",
+    "align_to_tiles",
+    "chunk_starts",
+    "float32_blocks",
+    "tile_shape",
+    "tile_starts",
+]
 
 CHUNK_BYTES = 32 * 2**20
 """About how large a rechunked block of the distortion wrappers is."""
@@ -82,3 +90,8 @@ def align_to_tiles(x: da.Array, tiles: Sequence[int], minimum: Sequence[int]) ->
         x.shape, tuple(map(int, x.chunksize)), tiles, minimum, x.dtype.itemsize
     )
     return x.rechunk(chunks)
+
+
+def float32_blocks(ndim: int) -> dict[str, Any]:
+    """``dtype`` and ``meta`` keywords of a ``map_blocks`` call whose blocks are float32."""
+    return {"dtype": np.float32, "meta": np.empty((0,) * ndim, np.float32)}
