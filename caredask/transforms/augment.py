@@ -6,9 +6,9 @@ transformed identically.  They slice or view (numpy) or add lazy slicing to the 
 draw no random numbers and are marked rng-free.
 
 Each transform also labels its outputs (``'flipX'``, ``'rot90'``, ``'c1'``...);
-:func:`transform_labels` combines the labels of a transform list in csbdeep's output order, so
-a patch's image name can say which flip, rotation or channel it came from.  csbdeep's
-anisotropic distortions and FLAME's frame accumulation live in
+:func:`~caredask.transforms.transform_labels` combines the labels of a transform list in
+csbdeep's output order, so a patch's image name can say which flip, rotation or channel it
+came from.  csbdeep's anisotropic distortions and FLAME's frame accumulation live in
 :mod:`caredask.transforms.distortions` and :mod:`caredask.transforms.frames`.
 """
 
