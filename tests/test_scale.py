@@ -289,3 +289,70 @@ def test_progress_counts_every_pass_with_batches_in_flight(scheduler, monkeypatc
     snap = prog.snapshot()
     for phase in ("statistics", "mask", "extract"):
         assert 0 < snap[phase][0] == snap[phase][1], phase
+
+
+def test_grown_block_doubles_the_shortest_axis_within_the_size():
+    from caredask.loaders.base import grown_block
+
+    assert grown_block((32, 512, 512), (128, 2048, 2048), 2, 2**26, (16, 64, 64)) == (
+        128,
+        512,
+        512,
+    )
+    assert grown_block((32, 512, 512), (128, 2048, 2048), 2, 2**27, (16, 64, 64)) == (
+        128,
+        1024,
+        512,
+    )
+    assert grown_block((32, 512, 512), (128, 2048, 2048), 2, 2**24, None) == (32, 512, 512)
+    # a short image: blocks stop at the edge, as multiples of the chunk
+    assert grown_block((3, 5), (7, 5), 1, 10**6) == (7, 5)
+
+
+@pytest.mark.parametrize("cluster", [False, True])
+def test_work_blocks_cut_tasks_not_the_result(tmp_path, monkeypatch, cluster):
+    """On a cluster a job reads in blocks grown from the store's chunks; same training data."""
+    import contextlib
+
+    import distributed
+
+    import caredask.sampling.schedule as schedule
+    from caredask.sampling import items as items_mod
+
+    xs, ys = pairs(2, shape=(8, 64, 64), chunks=(2, 16, 16))
+    paths: dict[str, list[str]] = {"low": [], "GT": []}
+    for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
+        for kind, a in (("low", x), ("GT", y)):
+            p = tmp_path / kind / f"im{i}.zarr"
+            z = zarr.create_array(p, shape=a.shape, chunks=(2, 16, 16), dtype=a.dtype)
+            z[...] = a.compute()
+            paths[kind].append(str(p))
+
+    def src():
+        return RawData.from_sources(paths["low"], paths["GT"], axes="ZYX")
+
+    ref = caredask.generate_training_data(src(), PATCH, K, seed=2)
+    monkeypatch.setattr(schedule, "DISTRIBUTED_BLOCK", 8 * 2 * 16 * 16 * 2)
+    blocks = []
+    real = items_mod.coarsen
+
+    def spy(a, target, scale=None):
+        out = real(a, target, scale)
+        blocks.append((a.npartitions, out.npartitions))
+        return out
+
+    monkeypatch.setattr(items_mod, "coarsen", spy)
+    with contextlib.ExitStack() as stack:
+        if cluster:
+            lc = stack.enter_context(
+                distributed.LocalCluster(
+                    n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+                )
+            )
+            stack.enter_context(distributed.Client(lc))
+        got = caredask.generate_training_data(src(), PATCH, K, seed=2)
+    assert np.array_equal(ref[0], got[0]) and np.array_equal(ref[1], got[1])
+    if cluster:
+        assert blocks and all(n_out * 8 == n_in for n_in, n_out in blocks), blocks
+    else:
+        assert not blocks  # the threaded scheduler keeps the store's read unit

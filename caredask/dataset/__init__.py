@@ -8,6 +8,11 @@
 * :func:`dataset_statistics` / :func:`dataset_normalization`: pooled exact statistics and
   normalisation with the dataset's percentiles (:mod:`caredask.dataset.stats`);
 * :func:`write_preview`: PNG of sampled patch pairs (:mod:`caredask.dataset.preview`).
+
+Beside them: :mod:`~caredask.dataset.units` (input units of an index),
+:mod:`~caredask.dataset.records` (image records, screening, JSON files),
+:mod:`~caredask.dataset.pairing` (pairs, groups, split) and :mod:`~caredask.dataset.recipe`
+(what a manifest records and the objects it stands for).
 """
 
 from __future__ import annotations

@@ -29,18 +29,21 @@ import json
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..errors import FormatError, InputError, SourceNotFoundError
-from ..loaders import LazyImage, open_images
-from ..loaders.bioimage import VENDOR_PLUGINS
-from ..loaders.registry import _ensure_builtins, natural_key
+from ..errors import InputError
+from ..loaders import open_images
+from ..loaders.discover import is_uri
+from ..loaders.registry import _ensure_builtins
+from .records import ImageRecord, Screening, read_json, write_json_atomic
+from .units import DEFAULT_SUFFIXES, Unit, expand_sources
 
 __all__ = [
+    "DEFAULT_SUFFIXES",
     "INDEX_SCHEMA",
     "ImageRecord",
     "Index",
@@ -48,211 +51,14 @@ __all__ = [
     "Unit",
     "build_index",
     "expand_sources",
+    "read_json",
     "unit_digest",
     "unit_signature",
+    "write_json_atomic",
 ]
 
 INDEX_SCHEMA = "caredask.index/1"
-DEFAULT_SUFFIXES = tuple(dict.fromkeys((".tif", ".tiff", ".czi", ".zarr", *VENDOR_PLUGINS)))
-"""What a folder listing picks up when no pattern is given (case-insensitive suffixes; vendor
-formats such as ``.dv``, ``.nd2``, ``.lif`` are read through bioio)."""
-_ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
 _ID_DIGITS = 16
-
-
-# --------------------------------------------------------------------------- records
-
-
-@dataclass(frozen=True)
-class ImageRecord:
-    """One image (or one unusable unit) of the index.
-
-    Attributes
-    ----------
-    id : str or None
-        Content-based id (``None`` when the unit could not be read at all).
-    path : str
-        Absolute path of the unit (file or store directory).
-    status : str
-        ``'ok'`` or ``'rejected'``.
-    reason : str or None
-        Why the image was rejected.
-    image : int or None
-        Position of the image in its unit (``open_images`` order).
-    name, source : str or None
-        The loader's name and source of the image.
-    shape, axes, dtype : metadata as caredask reads it
-    frames : int or None
-        Length of the ``T`` axis, if any.
-    channels : int
-        Length of the ``C`` axis (1 without one).
-    size, mtime_ns : int
-        The unit's signature when it was hashed.
-    sha256 : str or None
-        Full digest of the unit.
-    """
-
-    id: str | None
-    path: str
-    status: str
-    reason: str | None = None
-    image: int | None = None
-    name: str | None = None
-    source: str | None = None
-    shape: tuple[int, ...] | None = None
-    axes: str | None = None
-    dtype: str | None = None
-    frames: int | None = None
-    channels: int = 1
-    size: int = 0
-    mtime_ns: int = 0
-    sha256: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Whether the image passed screening."""
-        return self.status == "ok"
-
-    def to_json(self) -> dict[str, Any]:
-        """The record as JSON types."""
-        d = asdict(self)
-        d["shape"] = None if self.shape is None else list(self.shape)
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> ImageRecord:
-        """Inverse of :meth:`to_json`."""
-        d = dict(d)
-        if d.get("shape") is not None:
-            d["shape"] = tuple(int(s) for s in d["shape"])
-        return cls(**d)
-
-
-@dataclass(frozen=True)
-class Screening:
-    """What an image must satisfy to be accepted (``None``: not checked).
-
-    Attributes
-    ----------
-    ndim : int, optional
-        Number of dimensions.
-    patch_size : tuple of int, optional
-        One entry per axis; every image must be at least this large.
-    min_frames : int, optional
-        Minimum length of the ``T`` (frame) axis, which must then exist.
-    """
-
-    ndim: int | None = None
-    patch_size: tuple[int, ...] | None = None
-    min_frames: int | None = None
-
-    def reason(self, img: LazyImage) -> str | None:
-        """Why ``img`` fails screening, or ``None`` when it passes."""
-        shape, axes = tuple(int(s) for s in img.data.shape), img.axes
-        if self.ndim is not None and len(shape) != self.ndim:
-            return f"has {len(shape)} dimensions {shape} (axes {axes}), expected {self.ndim}"
-        ps = self.patch_size
-        if ps is not None and len(ps) != len(shape):
-            return f"patch_size {ps} has {len(ps)} entries but the image has axes {axes} {shape}"
-        if ps is not None and any(d < p for d, p in zip(shape, ps, strict=True)):
-            return f"shape {shape} (axes {axes}) is smaller than the patch size {ps}"
-        if self.min_frames is not None:
-            if "T" not in axes:
-                return f"no T (frame) axis in axes {axes}; frames cannot be counted"
-            if shape[axes.index("T")] < self.min_frames:
-                return f"{shape[axes.index('T')]} frames, fewer than min_frames={self.min_frames}"
-        return None
-
-    def to_json(self) -> dict[str, Any]:
-        """The screening parameters as JSON types."""
-        return {
-            "ndim": self.ndim,
-            "patch_size": None if self.patch_size is None else list(self.patch_size),
-            "min_frames": self.min_frames,
-        }
-
-
-# --------------------------------------------------------------------------- units
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One input unit: ``path`` (absolute) and its path ``rel`` relative to the given root."""
-
-    path: str
-    rel: str
-
-
-def _is_zarr_dir(p: Path) -> bool:
-    return p.is_dir() and (
-        p.name.lower().endswith(".zarr") or any((p / m).exists() for m in _ZARR_MARKERS)
-    )
-
-
-def _matches(p: Path, pattern: str | None) -> bool:
-    import fnmatch
-
-    if pattern is None:
-        return p.name.lower().endswith(DEFAULT_SUFFIXES)
-    return fnmatch.fnmatchcase(p.name, pattern)
-
-
-def _list_dir(root: Path, folder: Path, pattern: str | None, recursive: bool) -> list[Unit]:
-    units: list[Unit] = []
-    for p in sorted(folder.iterdir(), key=lambda q: natural_key(q.name)):
-        if p.name.startswith("."):
-            continue
-        if p.is_file() or _is_zarr_dir(p):
-            if _matches(p, pattern):
-                units.append(Unit(str(p), p.relative_to(root).as_posix()))
-        elif p.is_dir() and recursive:
-            units.extend(_list_dir(root, p, pattern, recursive))
-    return units
-
-
-def expand_sources(
-    sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-    pattern: str | None = None,
-    recursive: bool = False,
-) -> list[Unit]:
-    """The units of some sources: files, store directories, and the matching entries of folders.
-
-    Parameters
-    ----------
-    sources : path or sequence of paths
-        Files, Zarr stores, folders (listed in natural order) or URIs.
-    pattern : str, optional
-        Glob pattern of the entries taken from folders (default: :data:`DEFAULT_SUFFIXES`:
-        ``.tif``, ``.tiff``, ``.czi``, ``.zarr`` and the vendor formats bioio reads, any case).
-        Explicitly named files are always taken.
-    recursive : bool
-        Descend into sub-folders (not into stores).
-
-    Raises
-    ------
-    SourceNotFoundError
-        A named path that does not exist.
-    """
-    if isinstance(sources, str | os.PathLike):
-        sources = [sources]
-    units: list[Unit] = []
-    for s in sources:
-        text = os.fspath(s)
-        if "://" in text:
-            units.append(Unit(text, text.rstrip("/").rsplit("/", 1)[-1]))
-            continue
-        p = Path(text).expanduser().absolute()
-        if not p.exists():
-            raise SourceNotFoundError(
-                f"{text}: no such file or directory; check the path (relative paths are taken "
-                f"from {os.getcwd()})"
-            )
-        if p.is_dir() and not _is_zarr_dir(p):
-            units.extend(_list_dir(p, p, pattern, recursive))
-        else:
-            units.append(Unit(str(p), p.name))
-    seen: set[str] = set()
-    return [u for u in units if not (u.path in seen or seen.add(u.path))]  # type: ignore[func-returns-value]
 
 
 # --------------------------------------------------------------------------- hashing
@@ -367,38 +173,6 @@ class Index:
         return cls(records, dict(data.get("params", {})), Path(path))
 
 
-def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
-    """Write ``data`` as indented JSON through a temporary sibling and ``os.replace``."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=1) + "\n")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def read_json(path: str | os.PathLike[str], schema: str, what: str) -> dict[str, Any]:
-    """Read a caredask JSON file and check its ``schema`` (same family, same major version)."""
-    p = Path(path)
-    if not p.is_file():
-        raise SourceNotFoundError(f"{p}: no such {what} file; check the path")
-    try:
-        data = json.loads(p.read_text())
-    except (OSError, ValueError) as e:
-        raise FormatError(
-            f"{p}: not a readable {what} file ({e}); pass a file caredask wrote"
-        ) from e
-    found = data.get("schema") if isinstance(data, dict) else None
-    if found != schema:
-        raise FormatError(
-            f"{p}: schema {found!r} is not {schema!r}; pass a {what} file written by this "
-            "version of caredask (or rebuild it)"
-        )
-    return data
-
-
 def _records_of(
     unit: str,
     digest: str,
@@ -446,7 +220,7 @@ def _index_unit(
     screening: Screening,
 ) -> tuple[list[ImageRecord], bool]:
     """Records of one unit and whether it was hashed."""
-    if "://" in unit:
+    if is_uri(unit):
         reason = "remote sources are not indexed (content hashing needs local files)"
         return [ImageRecord(None, unit, "rejected", reason)], False
     try:
@@ -465,10 +239,39 @@ def _index_unit(
     return _records_of(unit, digest, sig, axes, options, screening), True
 
 
-def _previous(index_path: Path | None) -> Index | None:
+def _previous(index_path: Path | None) -> tuple[dict[str, list[ImageRecord]], dict[str, Any]]:
+    """The records of an existing index file by unit, and its parameters (empty without one)."""
     if index_path is None or not index_path.exists():
-        return None
-    return Index.load(index_path)
+        return {}, {}
+    prev = Index.load(index_path)
+    by_unit: dict[str, list[ImageRecord]] = {}
+    for r in prev.records:
+        by_unit.setdefault(r.path, []).append(r)
+    return by_unit, prev.params
+
+
+def _index_units(
+    units: list[Unit],
+    by_unit: dict[str, list[ImageRecord]],
+    same: bool,
+    workers: int | None,
+    axes: str | None,
+    options: dict[str, Any],
+    screening: Screening,
+) -> list[tuple[list[ImageRecord], bool]]:
+    """:func:`_index_unit` of every unit, on a few threads, in unit order."""
+    n = workers or min(4, os.cpu_count() or 1)
+    # The registry loads its loaders on first use without a lock: load them here, once.
+    _ensure_builtins()
+    with ThreadPoolExecutor(max_workers=max(1, n)) as pool:
+        return list(
+            pool.map(
+                lambda u: _index_unit(
+                    u.path, by_unit.get(u.path, []), same, axes, options, screening
+                ),
+                units,
+            )
+        )
 
 
 def build_index(
@@ -516,30 +319,11 @@ def build_index(
     screening = screening or Screening()
     units = expand_sources(sources, pattern, recursive)
     ipath = None if index_path is None else Path(index_path)
-    params = {
-        "axes": axes,
-        "options": json.loads(json.dumps(options, default=str)),
-        "screening": screening.to_json(),
-        "pattern": pattern,
-        "recursive": recursive,
-    }
-    prev = _previous(ipath)
-    by_unit: dict[str, list[ImageRecord]] = {}
-    for r in prev.records if prev else []:
-        by_unit.setdefault(r.path, []).append(r)
-    same = prev is not None and _same_screening(prev.params, params)
-    n = workers or min(4, os.cpu_count() or 1)
-    # The registry loads its loaders on first use without a lock: load them here, once.
-    _ensure_builtins()
-    with ThreadPoolExecutor(max_workers=max(1, n)) as pool:
-        results = list(
-            pool.map(
-                lambda u: _index_unit(
-                    u.path, by_unit.get(u.path, []), same, axes, options, screening
-                ),
-                units,
-            )
-        )
+    params = {"axes": axes, "options": json.loads(json.dumps(options, default=str))}
+    params |= {"screening": screening.to_json(), "pattern": pattern, "recursive": recursive}
+    by_unit, old_params = _previous(ipath)
+    same = bool(old_params) and _same_screening(old_params, params)
+    results = _index_units(units, by_unit, same, workers, axes, options, screening)
     records = [r for recs, _ in results for r in recs]
     hashed = [u.path for u, (_, h) in zip(units, results, strict=True) if h]
     present = {u.path for u in units}

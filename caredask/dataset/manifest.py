@@ -16,40 +16,39 @@ set.  At least one group must remain for training.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .. import __version__
 from ..errors import InputError
-from ..loaders import LazyImage, open_images
-from ..loaders.registry import natural_key
-from ..masks.filters import no_background_patches
-from ..rawdata import RawData, open_masks
-from ..statistics.normalize import PercentileNormalization, sample_percentiles
-from ..transforms import mark_rng_free
-from .index import (
-    ImageRecord,
-    Index,
-    Screening,
-    Unit,
-    build_index,
-    expand_sources,
-    read_json,
-    unit_digest,
-    unit_signature,
-    write_json_atomic,
-)
+from ..loaders import LazyImage
+from ..rawdata import RawData
+from .index import Index, build_index, unit_digest, unit_signature
+from .pairing import Pair, keyed_records, pair_records, record_entry, split_groups
+from .pairing import group_labels as _group_labels
 from .preview import write_preview
-from .stats import DEFAULT_PERCENTILES, StreamStatistics, dataset_normalization, dataset_statistics
+from .recipe import (
+    DEFAULT_FILTER,
+    MANIFEST_SCHEMA,
+    Manifest,
+    make_filter,
+    make_normalization,
+    manifest_data,
+    manifest_inputs,
+    mask_spec,
+    normalization_spec,
+    open_entry,
+    open_mask_list,
+    training_digest,
+    training_raw_data,
+)
+from .records import Screening
+from .stats import DEFAULT_PERCENTILES, StreamStatistics, dataset_statistics
+from .units import expand_sources
 
 __all__ = [
     "MANIFEST_SCHEMA",
@@ -61,319 +60,8 @@ __all__ = [
     "training_digest",
 ]
 
-MANIFEST_SCHEMA = "caredask.dataset/1"
-NORMALIZATIONS: dict[str, dict[str, Any]] = {
-    "percentile": {
-        "mode": "percentile",
-        "pmin": [1.0, 3.0],
-        "pmax": [99.5, 99.9],
-        "relu_last": False,
-    },
-    "dataset": {"mode": "dataset", "pmin": 1.0, "pmax": 99.8},
-}
-DEFAULT_FILTER = {"kind": "no_background_patches", "threshold": 0.4, "percentile": 99.9}
-
-
-# --------------------------------------------------------------------------- pairing
-
-
-def _entry(rec: ImageRecord) -> dict[str, Any]:
-    keys = ("id", "path", "image", "name", "size", "mtime_ns", "sha256")
-    return {k: getattr(rec, k) for k in keys}
-
-
-def _keyed(units: list[Unit], index: Index) -> dict[str, ImageRecord]:
-    out: dict[str, ImageRecord] = {}
-    for u in units:
-        recs = index.for_unit(u.path)
-        for r in recs:
-            out[u.rel if len(recs) == 1 else f"{u.rel}#{r.image}"] = r
-    return out
-
-
-def _pair_reason(s: ImageRecord, t: ImageRecord) -> str | None:
-    if not s.ok:
-        return f"source rejected: {s.reason}"
-    if not t.ok:
-        return f"target rejected: {t.reason}"
-    if s.shape != t.shape or s.axes != t.axes:
-        return f"source {s.shape} {s.axes} and target {t.shape} {t.axes} differ in shape or axes"
-    return None
-
-
-def _pairs(
-    src: dict[str, ImageRecord], tgt: dict[str, ImageRecord], pair_by: str
-) -> tuple[list[tuple[str, ImageRecord, ImageRecord]], list[dict[str, Any]]]:
-    excluded: list[dict[str, Any]] = []
-    if pair_by == "name":
-        raw = [(k, s, tgt[k]) for k, s in src.items() if k in tgt]
-        excluded += [
-            {"key": k, "reason": "no target image of this name"} for k in src if k not in tgt
-        ]
-        excluded += [
-            {"key": k, "reason": "no source image of this name"} for k in tgt if k not in src
-        ]
-    elif pair_by == "order":
-        raw = [(k, s, t) for (k, s), t in zip(src.items(), tgt.values(), strict=False)]
-        extra = list(src)[len(tgt) :] + list(tgt)[len(src) :]
-        excluded += [{"key": k, "reason": "unpaired (different image counts)"} for k in extra]
-    else:
-        raise InputError(f"pair_by={pair_by!r}: use 'name' or 'order'")
-    pairs: list[tuple[str, ImageRecord, ImageRecord]] = []
-    for k, s, t in raw:
-        reason = _pair_reason(s, t)
-        if (
-            reason is None
-            and pairs
-            and (s.axes, s.channels) != (pairs[0][1].axes, pairs[0][1].channels)
-        ):
-            first = pairs[0][1]
-            reason = (
-                f"axes {s.axes} with {s.channels} channel(s) differ from the dataset's "
-                f"{first.axes} with {first.channels}"
-            )
-        if reason is None:
-            pairs.append((k, s, t))
-        else:
-            excluded.append({"key": k, "source": s.path, "target": t.path, "reason": reason})
-    return pairs, excluded
-
-
-# --------------------------------------------------------------------------- split
-
-
-def _group_labels(
-    pairs: list[tuple[str, ImageRecord, ImageRecord]], group_regex: str | None
-) -> list[str]:
-    """A group label per pair: regex match (or source id), merged over shared content ids."""
-    labels = []
-    for k, s, _ in pairs:
-        m = re.search(group_regex, k) if group_regex else None
-        labels.append((m.group(1) if m and m.groups() else m.group(0)) if m else str(s.id or k))
-    parent = list(range(len(pairs)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            i = parent[i]
-        return i
-
-    first: dict[str, int] = {}
-    for i, (_, s, t) in enumerate(pairs):
-        for key in (f"label:{labels[i]}", f"id:{s.id}", f"id:{t.id}"):
-            j = first.setdefault(key, i)
-            parent[find(i)] = find(j)
-    rep: dict[int, str] = {}
-    for i in range(len(pairs)):
-        r = find(i)
-        rep[r] = min(rep.get(r, labels[i]), labels[i])
-    return [rep[find(i)] for i in range(len(pairs))]
-
-
-def split_groups(
-    labels: Sequence[str], test_fraction: float, seed: int
-) -> tuple[list[int], list[int]]:
-    """Indices of the training and test items: whole groups, seeded (see module doc).
-
-    Raises
-    ------
-    InputError
-        ``test_fraction`` outside ``[0, 1)`` or no group left for training.
-    """
-    if not 0 <= test_fraction < 1:
-        raise InputError(f"test_fraction={test_fraction} must be in [0, 1)")
-    groups = sorted(set(labels), key=natural_key)
-    n_test = round(test_fraction * len(groups))
-    n_test = max(n_test, 1) if test_fraction > 0 else 0
-    if n_test >= len(groups):
-        raise InputError(
-            f"test_fraction={test_fraction} leaves no training images: {len(groups)} image "
-            "group(s) in all; add images or lower the test fraction"
-        )
-    perm = np.random.default_rng(seed).permutation(len(groups))
-    test = {groups[i] for i in perm[:n_test]}
-    train_idx = [i for i, g in enumerate(labels) if g not in test]
-    test_idx = [i for i, g in enumerate(labels) if g in test]
-    return train_idx, test_idx
-
 
 # --------------------------------------------------------------------------- manifest
-
-
-def _open_entry(e: dict[str, Any], axes: str | None, options: dict[str, Any]) -> LazyImage:
-    images = open_images(e["path"], axes, **options)
-    return images[int(e["image"] or 0)]
-
-
-def _raw_data(xs: list[LazyImage], ys: list[LazyImage], masks: list[Any] | None = None) -> RawData:
-    def _gen() -> Iterator[Any]:
-        for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
-            yield x.data, y.data, x.axes, None if masks is None else masks[i]
-
-    gen: Any = mark_rng_free(_gen)  # type: ignore[arg-type]
-    gen._caredask_names = [x.source or x.name for x in xs]
-    return RawData(gen, len(xs), f"caredask dataset: {len(xs)} training pairs")
-
-
-@dataclass
-class Manifest:
-    """A dataset manifest (the JSON content) and where it lives."""
-
-    data: dict[str, Any]
-    path: Path | None = None
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Manifest:
-        """Read and check a ``manifest.json``."""
-        return cls(read_json(path, MANIFEST_SCHEMA, "dataset manifest"), Path(path))
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the manifest (atomically)."""
-        write_json_atomic(path, self.data)
-        self.path = Path(path)
-        return self.path
-
-    def _pairs(self, subset: str) -> list[dict[str, Any]]:
-        keys = self.data["split"][subset]
-        by_key = {p["key"]: p for p in self.data["inputs"]["pairs"]}
-        return [by_key[k] for k in keys]
-
-    @property
-    def train_pairs(self) -> list[dict[str, Any]]:
-        """The training pairs, in the order their patches were generated."""
-        return self._pairs("train")
-
-    @property
-    def test_pairs(self) -> list[dict[str, Any]]:
-        """The test pairs (no patch of theirs is in the training data)."""
-        return self._pairs("test")
-
-    def statistics(self, stream: str) -> StreamStatistics:
-        """Dataset statistics of ``'source'`` or ``'target'`` (training images only)."""
-        return StreamStatistics.from_json(self.data["statistics"][stream])
-
-    def normalization(self) -> Any:
-        """The normalisation object the patches were made with."""
-        return _normalization(self.data["patches"]["normalization"], self)
-
-    def patch_filter(self) -> Any:
-        """The patch filter the patches were made with."""
-        return _filter(self.data["patches"]["filter"])
-
-    def training_path(self) -> Path:
-        """The training data file, beside the manifest."""
-        base = self.path.parent if self.path is not None else Path.cwd()
-        return base / self.data["patches"]["save_file"]
-
-    def raw_data(self) -> RawData:
-        """The training pairs as :class:`RawData`, opened lazily from their paths."""
-        ld = self.data["loader"]
-        pairs = self.train_pairs
-        xs = [_open_entry(p["source"], ld["axes"], ld["options"]) for p in pairs]
-        ys = [_open_entry(p["target"], ld["axes"], ld["options"]) for p in pairs]
-        spec = self.data["patches"].get("mask")
-        return _raw_data(xs, ys, _masks(xs, ys, ld["axes"], spec, ld["options"]))
-
-
-def _mask_spec(
-    mask: Any, label: str | None, values: Sequence[int] | None, axes: str | None
-) -> dict[str, Any] | None:
-    """The JSON record of the pixel-mask options (``None``: no masks)."""
-    if mask is None and label is None:
-        return None
-    if mask is not None:
-        many = isinstance(mask, list | tuple)
-        if not all(isinstance(m, str | os.PathLike) for m in (mask if many else [mask])):
-            raise InputError("dataset masks must be given as paths or URIs (they are recorded)")
-        mask = [_abs(m) for m in mask] if many else _abs(mask)
-    vals = None if values is None else [int(v) for v in values]
-    return {"source": mask, "label": label, "values": vals, "axes": axes}
-
-
-def _abs(p: Any) -> str:
-    return str(p) if "://" in str(p) else os.path.abspath(p)
-
-
-def _masks(
-    xs: list[LazyImage],
-    ys: list[LazyImage],
-    axes: str | None,
-    spec: dict[str, Any] | None,
-    options: dict[str, Any],
-) -> list[Any] | None:
-    if spec is None:
-        return None
-    return open_masks(
-        xs,
-        ys,
-        axes,
-        mask=spec["source"],
-        mask_label=spec["label"],
-        mask_values=spec["values"],
-        mask_axes=spec["axes"],
-        **options,
-    )
-
-
-def _normalization(
-    spec: dict[str, Any] | None,
-    m: Manifest | None = None,
-    stats: tuple[StreamStatistics, StreamStatistics] | None = None,
-) -> Any:
-    if spec is None:
-        return None
-    mode = spec.get("mode")
-    if mode == "dataset":
-        if stats is None:
-            assert m is not None
-            stats = (m.statistics("source"), m.statistics("target"))
-        return dataset_normalization(stats[0], stats[1], spec["pmin"], spec["pmax"])
-    if mode == "percentile":
-        relu = bool(spec.get("relu_last", False))
-        if spec.get("percentiles") is not None:
-            return PercentileNormalization(tuple(spec["percentiles"]), relu)
-        return PercentileNormalization(
-            sample_percentiles(tuple(spec["pmin"]), tuple(spec["pmax"])),
-            relu,
-        )
-    raise InputError(f"normalization mode {mode!r}: use 'percentile', 'dataset' or None")
-
-
-def _filter(spec: dict[str, Any] | None) -> Any:
-    if spec is None:
-        return None
-    if spec.get("kind") != "no_background_patches":
-        raise InputError(f"patch filter {spec!r}: only 'no_background_patches' is recorded")
-    return no_background_patches(spec["threshold"], spec["percentile"])
-
-
-def _norm_spec(normalization: str | dict[str, Any] | None) -> dict[str, Any] | None:
-    if normalization is None or normalization == "none":
-        return None
-    if isinstance(normalization, str):
-        if normalization not in NORMALIZATIONS:
-            raise InputError(
-                f"normalization={normalization!r}: use 'percentile' (csbdeep, per image), "
-                "'dataset' (dataset percentiles) or None"
-            )
-        return dict(NORMALIZATIONS[normalization])
-    mode = normalization.get("mode")
-    if mode not in NORMALIZATIONS:
-        raise InputError(f"normalization mode {mode!r}: use 'percentile' or 'dataset'")
-    return {**NORMALIZATIONS[mode], **normalization}
-
-
-def training_digest(X: Any, Y: Any, axes: str, rows: int = 256) -> str:
-    """SHA-256 of training data content: shapes, dtypes, axes and the bytes of ``X`` and ``Y``.
-
-    Independent of the file format (``.npz`` timestamps, Zarr chunking); reads ``rows`` patches
-    at a time from numpy, dask or zarr arrays.
-    """
-    h = hashlib.sha256(f"caredask-training/1\0{axes}\0".encode())
-    for arr in (X, Y):
-        h.update(f"{tuple(arr.shape)}\0{np.dtype(arr.dtype).str}\0".encode())
-        for i in range(0, int(arr.shape[0]), rows):
-            h.update(np.ascontiguousarray(np.asarray(arr[i : i + rows])).tobytes())
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- create
@@ -402,6 +90,110 @@ def _check_output(out: Path, save_file: str, overwrite: bool) -> None:
         )
 
 
+def _checked_specs(
+    options: dict[str, Any], normalization: Any, patch_filter: Any
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The normalisation and filter specs to record; refuses options JSON cannot record."""
+    try:
+        json.dumps(options)
+    except TypeError as e:
+        raise InputError(
+            f"loader options {sorted(options)} must be JSON-serialisable to be recorded in the "
+            f"manifest ({e}); pass numbers, strings and lists"
+        ) from None
+    norm_spec = normalization_spec(normalization)
+    filt_spec = DEFAULT_FILTER if patch_filter == "default" else patch_filter
+    if isinstance(filt_spec, str):
+        raise InputError(f"patch_filter={patch_filter!r}: use 'default', a dict or None")
+    make_filter(filt_spec)
+    return norm_spec, filt_spec
+
+
+def _indexed_pairs(
+    source: Any,
+    target: Any,
+    axes: str | None,
+    listing: dict[str, Any],
+    index_path: Path,
+    screening: Screening,
+    pair_by: str,
+    options: dict[str, Any],
+) -> tuple[Index, list[Pair], list[dict[str, Any]]]:
+    """Index both sides, then pair their images; refuses when no pair is usable."""
+    src_units = expand_sources(source, listing["pattern"], listing["recursive"])
+    tgt_units = expand_sources(target, listing["pattern"], listing["recursive"])
+    paths = [u.path for u in src_units + tgt_units]
+    index = build_index(
+        paths, axes, index_path=index_path, screening=screening, **listing, **options
+    )
+    src, tgt = keyed_records(src_units, index), keyed_records(tgt_units, index)
+    pairs, excluded = pair_records(src, tgt, pair_by)
+    if not pairs:
+        reasons = "; ".join(f"{e['key']}: {e['reason']}" for e in excluded[:5])
+        raise InputError(f"no usable source/target pair in {source} and {target} ({reasons})")
+    return index, pairs, excluded
+
+
+def _training_images(
+    pairs: list[Pair], axes: str | None, options: dict[str, Any], percentiles: Sequence[float]
+) -> tuple[list[LazyImage], list[LazyImage], tuple[StreamStatistics, StreamStatistics]]:
+    """The training pairs' images, opened, and their dataset statistics (source, target)."""
+    xs = [open_entry(record_entry(s), axes, options) for _, s, _ in pairs]
+    ys = [open_entry(record_entry(t), axes, options) for _, _, t in pairs]
+    src_st, tgt_st = dataset_statistics(
+        [[x.data for x in xs], [y.data for y in ys]],
+        [[x.axes for x in xs], [y.axes for y in ys]],
+        percentiles,
+    )
+    return xs, ys, (src_st, tgt_st)
+
+
+def _split_record(
+    pairs: list[Pair],
+    train: list[int],
+    test: list[int],
+    seed: int,
+    test_fraction: float,
+    group_regex: str | None,
+) -> dict[str, Any]:
+    """The manifest's ``split``: its parameters and the keys of the training and test pairs."""
+    return {
+        "unit": "image",
+        "seed": seed,
+        "test_fraction": test_fraction,
+        "group_regex": group_regex,
+        "train": [pairs[i][0] for i in train],
+        "test": [pairs[i][0] for i in test],
+    }
+
+
+def _generate(
+    raw: RawData,
+    patches: dict[str, Any],
+    save_file: Path,
+    normalization: Any,
+    on_empty: str,
+    **kwargs: Any,
+) -> tuple[Any, Any, str]:
+    """:func:`~caredask.generate_training_data` with the recorded patch parameters."""
+    from ..sampling.create import generate_training_data
+
+    return generate_training_data(
+        raw,
+        patches["patch_size"],
+        patches["n_patches_per_image"],
+        seed=patches["seed"],
+        patch_axes=patches["patch_axes"],
+        save_file=save_file,
+        patch_filter=make_filter(patches["filter"]),
+        normalization=normalization,
+        shuffle=patches["shuffle"],
+        on_empty=on_empty,
+        **kwargs,
+    )
+
+
+# Long only by its signature and numpydoc (the public API's 30 parameters); the body is steps.
 def create_dataset(
     source: Any,
     target: Any,
@@ -485,67 +277,42 @@ def create_dataset(
     """
     out = Path(output)
     _check_output(out, save_file, overwrite)
-    try:
-        json.dumps(options)
-    except TypeError as e:
-        raise InputError(
-            f"loader options {sorted(options)} must be JSON-serialisable to be recorded in the "
-            f"manifest ({e}); pass numbers, strings and lists"
-        ) from None
-    norm_spec = _norm_spec(normalization)
-    filt_spec = DEFAULT_FILTER if patch_filter == "default" else patch_filter
-    if isinstance(filt_spec, str):
-        raise InputError(f"patch_filter={patch_filter!r}: use 'default', a dict or None")
-    _filter(filt_spec)
+    norm_spec, filt_spec = _checked_specs(options, normalization, patch_filter)
     split_seed = seed if split_seed is None else split_seed
     ps = tuple(int(p) for p in patch_size)
-    src_units = expand_sources(source, pattern, recursive)
-    tgt_units = expand_sources(target, pattern, recursive)
     ipath = Path(index_path) if index_path is not None else out / "index.json"
+    listing = {"pattern": pattern, "recursive": recursive}
     screening = Screening(patch_size=ps if patch_axes is None else None)
-    index = build_index(
-        [u.path for u in src_units + tgt_units],
-        axes,
-        index_path=ipath,
-        screening=screening,
-        pattern=pattern,
-        recursive=recursive,
-        **options,
+    index, pairs, excluded = _indexed_pairs(
+        source, target, axes, listing, ipath, screening, pair_by, options
     )
-    pairs, excluded = _pairs(_keyed(src_units, index), _keyed(tgt_units, index), pair_by)
-    if not pairs:
-        reasons = "; ".join(f"{e['key']}: {e['reason']}" for e in excluded[:5])
-        raise InputError(f"no usable source/target pair in {source} and {target} ({reasons})")
-    labels = _group_labels(pairs, group_regex)
-    train, test = split_groups(labels, test_fraction, split_seed)
+    train, test = split_groups(_group_labels(pairs, group_regex), test_fraction, split_seed)
     opts = index.params["options"]
-    xs = [_open_entry(_entry(pairs[i][1]), axes, opts) for i in train]
-    ys = [_open_entry(_entry(pairs[i][2]), axes, opts) for i in train]
-    src_st, tgt_st = dataset_statistics(
-        [[x.data for x in xs], [y.data for y in ys]],
-        [[x.axes for x in xs], [y.axes for y in ys]],
-        percentiles,
-    )
-    norm = _normalization(norm_spec, stats=(src_st, tgt_st))
-    mask_spec = _mask_spec(mask, mask_label, mask_values, mask_axes)
-    masks = _masks(xs, ys, axes, mask_spec, opts)
-    from ..sampling.create import generate_training_data
-
+    xs, ys, stats = _training_images([pairs[i] for i in train], axes, opts, percentiles)
+    norm = make_normalization(norm_spec, lambda: stats)
+    masks = mask_spec(mask, mask_label, mask_values, mask_axes)
+    patches: dict[str, Any] = {
+        "patch_size": list(ps),
+        "n_patches_per_image": int(n_patches_per_image),
+        "patch_axes": patch_axes,
+        "seed": seed,
+        "shuffle": shuffle,
+        "filter": filt_spec,
+        "mask": masks,
+        "normalization": norm_spec,
+        "save_file": save_file,
+    }
+    raw = training_raw_data(xs, ys, open_mask_list(xs, ys, axes, masks, opts))
     out.mkdir(parents=True, exist_ok=True)
     done: dict[str, Any] = {}
-    X, Y, axes_out = generate_training_data(
-        _raw_data(xs, ys, masks),
-        ps,
-        n_patches_per_image,
-        seed=seed,
-        patch_axes=patch_axes,
-        save_file=out / save_file,
-        patch_filter=_filter(filt_spec),
-        normalization=norm,
-        shuffle=shuffle,
+    X, Y, axes_out = _generate(
+        raw,
+        patches,
+        out / save_file,
+        norm,
+        on_empty,
         overwrite=overwrite,
         verbose=verbose,
-        on_empty=on_empty,
         summary=done,
     )
     pv = (
@@ -553,61 +320,23 @@ def create_dataset(
         if preview
         else None
     )
-    data = {
-        "schema": MANIFEST_SCHEMA,
-        "caredask_version": __version__,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "name": name or out.name,
-        "index": os.path.relpath(ipath, out),
-        "loader": {"axes": axes, "options": opts, "pattern": pattern, "recursive": recursive},
-        "inputs": {
-            "pair_by": pair_by,
-            "image_axes": pairs[0][1].axes,
-            "pairs": [{"key": k, "source": _entry(s), "target": _entry(t)} for k, s, t in pairs],
-            "excluded": excluded,
-        },
-        "split": {
-            "unit": "image",
-            "seed": split_seed,
-            "test_fraction": test_fraction,
-            "group_regex": group_regex,
-            "train": [pairs[i][0] for i in train],
-            "test": [pairs[i][0] for i in test],
-        },
-        "statistics": {
-            "computed_on": "train",
-            "images": len(train),
-            "source": src_st.to_json(),
-            "target": tgt_st.to_json(),
-        },
-        "patches": {
-            "patch_size": list(ps),
-            "n_patches_per_image": int(n_patches_per_image),
-            "patch_axes": patch_axes,
-            "seed": seed,
-            "shuffle": shuffle,
-            "filter": filt_spec,
-            "mask": mask_spec,
-            "normalization": norm_spec,
-            "save_file": save_file,
-            "axes": axes_out,
-            "n_patches": int(X.shape[0]),
-            "on_empty": on_empty,
-            "skipped": done["skipped"],
-            "content_sha256": training_digest(X, Y, axes_out),
-        },
-        "preview": None if pv is None else pv.name,
-    }
-    data["dataset_id"] = _dataset_id(data)
+    patches |= {"axes": axes_out, "n_patches": int(X.shape[0]), "on_empty": on_empty}
+    patches |= {"skipped": done["skipped"], "content_sha256": training_digest(X, Y, axes_out)}
+    split = _split_record(pairs, train, test, split_seed, test_fraction, group_regex)
+    data = manifest_data(
+        name or out.name,
+        os.path.relpath(ipath, out),
+        {"axes": axes, "options": opts, **listing},
+        manifest_inputs(pair_by, pairs, excluded),
+        split,
+        stats,
+        len(train),
+        patches,
+        pv,
+    )
     manifest = Manifest(data)
     manifest.save(out / "manifest.json")
     return DatasetResult(manifest, X, Y, axes_out, index, pv)
-
-
-def _dataset_id(data: dict[str, Any]) -> str:
-    ids = [(p["source"]["id"], p["target"]["id"]) for p in data["inputs"]["pairs"]]
-    core = {"ids": ids, "split": data["split"], "patches": data["patches"]}
-    return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------- rebuild
@@ -667,21 +396,9 @@ def rebuild(
             _verify_input(p["source"])
             _verify_input(p["target"])
     pp = m.data["patches"]
-    from ..sampling.create import generate_training_data
-
-    X, Y, axes = generate_training_data(
-        m.raw_data(),
-        pp["patch_size"],
-        pp["n_patches_per_image"],
-        seed=pp["seed"],
-        patch_axes=pp["patch_axes"],
-        save_file=dest,
-        patch_filter=m.patch_filter(),
-        normalization=m.normalization(),
-        shuffle=pp["shuffle"],
-        overwrite=overwrite,
-        verbose=verbose,
-        on_empty=pp.get("on_empty", "raise"),
+    on_empty = pp.get("on_empty", "raise")
+    X, Y, axes = _generate(
+        m.raw_data(), pp, dest, m.normalization(), on_empty, overwrite=overwrite, verbose=verbose
     )
     if verify and training_digest(X, Y, axes) != pp["content_sha256"]:
         raise InputError(

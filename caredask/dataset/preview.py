@@ -22,6 +22,7 @@ import numpy as np
 
 from ..axes import axes_check_and_normalize
 from ..errors import AxesError, InputError
+from ..visual.render import save_png
 
 __all__ = ["free_path", "patch_tile", "preview_grid", "write_preview"]
 
@@ -178,26 +179,21 @@ def write_preview(
     grid, titles = preview_grid(X, Y, axes, idx.tolist(), max_channels)
     tile_w = (grid.shape[1] - _GAP) // len(titles) - _GAP
     img = _image(grid, titles, tile_w)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    return _save_png(img, Path(path), if_exists)
+
+
+def _save_png(img: Any, target: Path, if_exists: str) -> Path:
+    """Save ``img`` at ``target`` as ``if_exists`` says (see :func:`write_preview`)."""
     if if_exists == "overwrite":
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        try:
-            img.save(tmp, format="PNG")
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return target
+        return save_png(img, target, overwrite=True)
     if if_exists == "error" and os.path.lexists(target):
         raise InputError(
             f"{target} exists; pass if_exists='increment' (or --overwrite) or another name"
         )
     while True:
         target = free_path(target)
-        try:
-            with open(target, "xb") as fh:  # exclusive: never clobbers a concurrent writer
-                img.save(fh, format="PNG")
-            return target
-        except FileExistsError:
+        try:  # exclusive: never clobbers a concurrent writer
+            return save_png(img, target, overwrite=False)
+        except InputError:
             if if_exists == "error":
                 raise InputError(f"{target} exists; choose another name") from None

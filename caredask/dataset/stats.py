@@ -271,12 +271,7 @@ def dataset_statistics(
         An empty stream, different channel counts, or an unsupported dtype.
     """
     qa = np.asarray([float(v) for v in q], dtype=np.float64)
-    pooled_per_stream = []
-    for s, images in enumerate(streams):
-        if len(images) == 0:
-            raise InputError(f"stream {s} has no images; statistics need at least one")
-        ax = [axes] * len(images) if isinstance(axes, str) else list(axes[s])
-        pooled_per_stream.append(_pooled(images, ax))
+    pooled_per_stream = _pooled_streams(streams, axes)
     pooled = [p for ps in pooled_per_stream for p in ps]
     ns = [int(p.shape[0]) for p in pooled]
     ranks = []
@@ -296,20 +291,36 @@ def dataset_statistics(
             )
             per_c.append((perc, mean, std, mn, mx, n, dt))
             i += 1
-        dt = per_c[0][6]
-        out.append(
-            StreamStatistics(
-                tuple(float(v) for v in qa),
-                np.stack([c[0] for c in per_c], axis=-1),
-                np.array([c[1] for c in per_c], dtype=np.float64),
-                np.array([c[2] for c in per_c], dtype=np.float64),
-                np.array([c[3] for c in per_c], dtype=dt),
-                np.array([c[4] for c in per_c], dtype=dt),
-                per_c[0][5],
-                str(dt),
-            )
-        )
+        out.append(_stream_statistics(qa, per_c))
     return out
+
+
+def _pooled_streams(
+    streams: Sequence[Sequence[Any]], axes: Sequence[str] | Sequence[Sequence[str]]
+) -> list[list[Any]]:
+    """Per stream, the pooled voxels of each channel (see :func:`_pooled`)."""
+    pooled_per_stream = []
+    for s, images in enumerate(streams):
+        if len(images) == 0:
+            raise InputError(f"stream {s} has no images; statistics need at least one")
+        ax = [axes] * len(images) if isinstance(axes, str) else list(axes[s])
+        pooled_per_stream.append(_pooled(images, ax))
+    return pooled_per_stream
+
+
+def _stream_statistics(qa: np.ndarray, per_c: list[tuple[Any, ...]]) -> StreamStatistics:
+    """One stream's statistics from ``(perc, mean, std, min, max, n, dtype)`` per channel."""
+    dt = per_c[0][6]
+    return StreamStatistics(
+        tuple(float(v) for v in qa),
+        np.stack([c[0] for c in per_c], axis=-1),
+        np.array([c[1] for c in per_c], dtype=np.float64),
+        np.array([c[2] for c in per_c], dtype=np.float64),
+        np.array([c[3] for c in per_c], dtype=dt),
+        np.array([c[4] for c in per_c], dtype=dt),
+        per_c[0][5],
+        str(dt),
+    )
 
 
 def dataset_normalization(

@@ -244,6 +244,22 @@ def _write_one(
     tifffile.imwrite(path, data=pages, shape=shape, dtype=np.uint16, **options)
 
 
+def _check_tiff_args(
+    n_images: int, shp: tuple[int, ...], axes: str | None, folder: str | os.PathLike[str]
+) -> str:
+    """The axes of :func:`write_tiff_pairs` (default ``'YX'``/``'ZYX'``), arguments checked."""
+    if isinstance(n_images, bool) or not isinstance(n_images, int) or n_images < 1:
+        raise InputError(f"n_images must be a positive int, got {n_images!r}; pass e.g. 4")
+    axes = axes or ("YX" if len(shp) == 2 else "ZYX")
+    if len(axes) != len(shp):
+        raise InputError(
+            f"axes {axes!r} do not match shape {shp} for the synthetic TIFFs in {folder}; "
+            f"give one letter per dimension, e.g. {'YX' if len(shp) == 2 else 'ZYX'!r}"
+        )
+    return axes
+
+
+# Over 60 lines only by its numpydoc (12 parameters); the body is about 20 lines.
 def write_tiff_pairs(
     folder: str | os.PathLike[str],
     n_images: int,
@@ -298,26 +314,13 @@ def write_tiff_pairs(
         On an invalid shape, seed, image count or axes string.
     """
     shp, sd = _check_shape(shape), _check_seed(seed)
-    if isinstance(n_images, bool) or not isinstance(n_images, int) or n_images < 1:
-        raise InputError(f"n_images must be a positive int, got {n_images!r}; pass e.g. 4")
-    axes = axes or ("YX" if len(shp) == 2 else "ZYX")
-    if len(axes) != len(shp):
-        raise InputError(
-            f"axes {axes!r} do not match shape {shp} for the synthetic TIFFs in {folder}; "
-            f"give one letter per dimension, e.g. {'YX' if len(shp) == 2 else 'ZYX'!r}"
-        )
+    axes = _check_tiff_args(n_images, shp, axes, folder)
     base = Path(folder)
     dirs = {"source": base / source_dir, "target": base / target_dir}
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
-    options: dict[str, Any] = {
-        "bigtiff": bigtiff,
-        "compression": compression,
-        "imagej": imagej,
-        "metadata": {"axes": axes},
-    }
-    if bigtiff is None:
-        del options["bigtiff"]
+    options: dict[str, Any] = {"compression": compression, "imagej": imagej}
+    options |= {"metadata": {"axes": axes}} | ({} if bigtiff is None else {"bigtiff": bigtiff})
     sources = []
     for i in range(n_images):
         name = f"img_{i:03d}.tif"

@@ -22,7 +22,10 @@ __all__ = [
     "RegionSource",
     "balanced_chunks",
     "check_unchanged",
+    "coarsen",
     "file_identity",
+    "grown_block",
+    "read_memmap",
     "reader_to_dask",
     "region_source",
 ]
@@ -85,6 +88,7 @@ def reader_to_dask(
     chunks: Any,
     identity: Any,
     prefix: str = "caredask-read",
+    grid: tuple[int, ...] | None = None,
 ) -> da.Array:
     """Wrap a picklable reader as a dask array with a deterministic name.
 
@@ -98,14 +102,61 @@ def reader_to_dask(
         Everything that determines the pixels (path, size, mtime, series, level, ...).
     prefix : str
         Readable start of the task name.
+    grid : tuple of int, optional
+        The source's decode grid (default: the reader's ``read_chunks`` or ``chunks``, else
+        the dask chunk).
     """
     name = f"{prefix}-{tokenize(identity, chunks)}"
     meta = np.empty((0,) * reader.ndim, dtype=reader.dtype)
     arr = da.from_array(
         reader, chunks=chunks, name=name, lock=False, asarray=False, meta=meta, inline_array=False
     )
-    _REGIONS[name] = RegionSource(reader, _read_grid(reader, arr.chunksize))
+    _REGIONS[name] = RegionSource(reader, grid or _read_grid(reader, arr.chunksize))
     return arr
+
+
+def coarsen(a: da.Array, target_bytes: int, scale: tuple[int, ...] | None = None) -> da.Array:
+    """The same pixels in blocks of up to ``target_bytes``, each block one call of the reader.
+
+    Blocks are multiples of ``a``'s chunks (no stored chunk is decoded by two tasks), grown
+    by doubling, always along the axis that is shortest relative to ``scale`` (e.g. the
+    patch size, so stencil halos stay small next to the blocks).  The region source (reader
+    and decode grid) carries over.  Arrays not made by :func:`reader_to_dask`, or whose
+    chunks cannot grow within ``target_bytes``, come back unchanged.
+    """
+    src = region_source(a)
+    if src is None or a.size == 0:
+        return a
+    block = grown_block(
+        tuple(int(c) for c in a.chunksize), a.shape, a.dtype.itemsize, target_bytes, scale
+    )
+    if block == a.chunksize:
+        return a
+    prefix = a.name.rsplit("-", 1)[0]
+    return reader_to_dask(src.reader, block, a.name, prefix=prefix, grid=src.grid)
+
+
+def grown_block(
+    chunk: tuple[int, ...],
+    shape: tuple[int, ...],
+    itemsize: int,
+    target_bytes: int,
+    scale: tuple[int, ...] | None = None,
+) -> tuple[int, ...]:
+    """``chunk`` doubled axis by axis (shortest relative to ``scale`` first) within a size."""
+    block = list(chunk)
+    weight = scale or (1,) * len(chunk)
+    while True:
+        open_axes = [i for i in range(len(block)) if block[i] < shape[i]]
+        if not open_axes:
+            break
+        i = min(open_axes, key=lambda j: block[j] / max(weight[j], 1))
+        grown = block.copy()
+        grown[i] = min(2 * block[i], -(-shape[i] // chunk[i]) * chunk[i])
+        if int(np.prod(grown)) * itemsize > target_bytes:
+            break
+        block = grown
+    return tuple(min(b, s) for b, s in zip(block, shape, strict=True))
 
 
 @dataclass(frozen=True)
@@ -159,6 +210,29 @@ def balanced_chunks(
             break
         chunk[j] = -(-chunk[j] // 2)
     return tuple(chunk)
+
+
+def read_memmap(
+    path: str,
+    offset: int,
+    shape: tuple[int, ...],
+    file_dtype: np.dtype[Any],
+    key: Any,
+    *,
+    order: str = "C",
+    dtype: np.dtype[Any] | None = None,
+) -> np.ndarray:
+    """Copy ``key`` out of a fresh read-only memory map of a file region, then drop the map.
+
+    Only the touched bytes are read and no map outlives the call.  ``dtype`` converts the copy
+    (e.g. to native byte order); by default it keeps ``file_dtype``.
+    """
+    layout: Any = order
+    mm = np.memmap(path, dtype=file_dtype, mode="r", offset=offset, shape=shape, order=layout)
+    try:
+        return np.array(mm[key], dtype=dtype)
+    finally:
+        del mm
 
 
 def check_unchanged(path: str | os.PathLike[str], size: int, mtime_ns: int) -> None:

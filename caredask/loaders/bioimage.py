@@ -42,7 +42,8 @@ from ..errors import (
 )
 from .base import LazyImage, check_unchanged, file_identity, reader_to_dask
 from .bioio_axes import bioio_chunks, bioio_metadata, plan_axes
-from .registry import natural_key, register_loader
+from .discover import is_uri, list_folder, matches
+from .registry import register_loader
 
 __all__ = [
     "BIOIO_EXTRA",
@@ -285,29 +286,23 @@ def _open_file(path: Path, axes: str | None, chunks: Any, right_align: bool) -> 
 
 
 def _list_folder(folder: Path, pattern: str | None) -> list[Path]:
-    import fnmatch
-
-    files = [
-        p
-        for p in folder.iterdir()
-        if p.is_file()
-        and not p.name.startswith(".")
-        and (fnmatch.fnmatch(p.name, pattern) if pattern else vendor_suffix(p) is not None)
-    ]
+    files = list_folder(
+        folder, lambda p: matches(p.name, pattern) if pattern else vendor_suffix(p) is not None
+    )
     if not files:
         raise SourceNotFoundError(
             f"{folder}: no file bioio reads here (extensions {', '.join(VENDOR_PLUGINS)}"
             + (f", pattern {pattern!r}" if pattern else "")
             + "); check the folder or pass pattern=..."
         )
-    return sorted(files, key=lambda p: natural_key(p.name))
+    return files
 
 
 def probe_bioio(source: Any, options: dict[str, Any]) -> bool:
     """Registry probe: a local file with a vendor extension no native loader owns."""
     if isinstance(source, list | tuple):
         return len(source) > 0 and all(probe_bioio(s, options) for s in source)
-    if not isinstance(source, str | os.PathLike) or "://" in os.fspath(source):
+    if not isinstance(source, str | os.PathLike) or is_uri(source):
         return False
     suffix = vendor_suffix(source)
     return suffix is not None and suffix not in _NATIVE and not Path(source).is_dir()
@@ -355,7 +350,7 @@ def open_bioio(source: Any, axes: str | None = None, **options: Any) -> list[Laz
     items = list(source) if isinstance(source, list | tuple) else [source]
     images: list[LazyImage] = []
     for s in items:
-        if not isinstance(s, str | os.PathLike) or "://" in os.fspath(s):
+        if not isinstance(s, str | os.PathLike) or is_uri(s):
             raise InputError(f"{s!r}: reader='bioio' reads local files and folders of them")
         p = Path(s).expanduser()
         files = _list_folder(p, options.get("pattern")) if p.is_dir() else [p]

@@ -28,7 +28,6 @@ all URIs; URIs are passed to the function unchanged).
 
 from __future__ import annotations
 
-import fnmatch
 import mmap
 import os
 from collections.abc import Callable
@@ -42,9 +41,10 @@ from dask.base import tokenize
 
 from ..axes import axes_check_and_normalize
 from ..errors import AxesError, CaredaskError, FormatError, InputError, SourceNotFoundError
-from .base import LazyImage, file_identity, reader_to_dask
+from .base import LazyImage, file_identity, read_memmap, reader_to_dask
+from .discover import check_not_mixed, is_uri, list_folder, matches, natural_key
 from .guarded import GuardedReader
-from .registry import natural_key, register_loader
+from .registry import register_loader
 
 __all__ = [
     "CUSTOM_OPTIONS",
@@ -95,19 +95,8 @@ class MemmapReader:
         self.ndim = len(self.shape)
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        order: Any = self.order
-        mm = np.memmap(
-            self.filename,
-            dtype=self.dtype,
-            mode="r",
-            offset=self.offset,
-            shape=self.shape,
-            order=order,
-        )
-        try:
-            return np.array(mm[key])
-        finally:
-            del mm
+        order = self.order
+        return read_memmap(self.filename, self.offset, self.shape, self.dtype, key, order=order)
 
 
 def _as_memmap_reader(x: Any) -> MemmapReader | None:
@@ -136,13 +125,7 @@ def _pattern(extension_filter: str | None) -> str:
 
 
 def _list_folder(folder: Path, pattern: str) -> list[Path]:
-    files = [
-        p
-        for p in folder.rglob("*")
-        if p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-        and fnmatch.fnmatchcase(p.name, pattern)
-    ]
+    files = list_folder(folder, lambda p: matches(p.name, pattern), recursive=True)
     if not files:
         raise SourceNotFoundError(
             f"{folder}: no file below this folder matches extension_filter {pattern!r}; check "
@@ -153,17 +136,12 @@ def _list_folder(folder: Path, pattern: str) -> list[Path]:
 
 def _sources(source: Any, pattern: str) -> list[str | Path]:
     items = list(source) if isinstance(source, list | tuple) else [source]
-    uris = [s for s in items if isinstance(s, str) and "://" in s]
-    if uris and len(uris) != len(items):
-        raise InputError(
-            f"a list of sources must be all paths or all URIs, but this one mixes paths and "
-            f"URIs ({uris[0]!r}, ...); write every entry the same way"
-        )
+    check_not_mixed(items)
     out: list[str | Path] = []
     for s in items:
         if not isinstance(s, str | os.PathLike):
             raise InputError(f"{s!r}: a custom-format source must be a path or a URI")
-        if isinstance(s, str) and "://" in s:
+        if is_uri(s):
             out.append(s)
             continue
         p = Path(s).expanduser()

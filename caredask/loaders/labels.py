@@ -14,21 +14,23 @@ import zarr
 
 from ..errors import CaredaskError, FormatError, InputError
 from .base import LazyImage
-from .zarrs import _image, _Location, _multiscale_axes, _open_node, node_axes, ome_metadata
+from .ome_zarr import multiscale_axes, ome_metadata
+from .zarr_base import node_axes, zarr_image
+from .zarr_stores import Location, open_node
 
 __all__ = ["label_names", "open_label"]
 
 
-def _image_group(image: LazyImage, storage_options: Any) -> tuple[zarr.Group, _Location] | None:
+def _image_group(image: LazyImage, storage_options: Any) -> tuple[zarr.Group, Location] | None:
     """The OME-Zarr group an image was opened from (``None`` if it is not an OME level)."""
     src = image.source
     local = "://" not in src
     parent, _, key = src.rpartition(os.sep if local else "/")
     if not parent or not key:
         return None
-    loc = _Location(parent, local)
+    loc = Location(parent, local)
     try:
-        group = _open_node(loc, storage_options)
+        group = open_node(loc, storage_options)
     except CaredaskError:
         return None
     if not isinstance(group, zarr.Group):
@@ -100,12 +102,14 @@ def open_label(
         arr = lab.get(str(d["path"]))
         if not isinstance(arr, zarr.Array):
             continue
-        meta = _multiscale_axes(ms, arr.ndim)
+        meta = multiscale_axes(ms, arr.ndim)
         axes = node_axes(None, meta, arr.ndim, lab_loc.where, "OME multiscales axes")
         shapes[str(d["path"])] = tuple(arr.shape)
         if _fits(tuple(arr.shape), axes, image):
             key = str(d["path"])
-            return _image(arr, lab_loc.child(key), f"{image.name}#labels/{name}", axes, None, key)
+            return zarr_image(
+                arr, lab_loc.child(key), f"{image.name}#labels/{name}", axes, None, key
+            )
     raise InputError(
         f"{lab_loc.where}: no level of label image {name!r} has the shape of its image "
         f"{image.source} {tuple(image.data.shape)} (levels: {shapes}); write labels at the "

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 from ..errors import InputError, SourceNotFoundError
 from .base import LazyImage
+from .discover import check_not_mixed, file_uri_to_path, list_folder, natural_key
 
 __all__ = ["READERS", "Loader", "file_uri_to_path", "natural_key", "open_images", "register_loader"]
 
@@ -70,24 +69,6 @@ def _ensure_builtins() -> None:
         _loaded = True
 
 
-def natural_key(s: str) -> list[Any]:
-    """Sort key that puts ``'2'`` before ``'10'``."""
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(s))]
-
-
-def file_uri_to_path(uri: str) -> str:
-    """The local path of a ``file://`` URI, percent-decoded.
-
-    ``file:///abs/my%20data/x.zarr`` -> ``/abs/my data/x.zarr`` (``Path.as_uri()`` writes a
-    space as ``%20``); ``file://localhost/abs/x`` -> ``/abs/x``; the relative form
-    ``file://rel/x`` that zarr's ``store_path`` prints -> ``rel/x``.
-    """
-    rest = uri[len("file://") :]
-    if rest.lower().startswith("localhost/"):
-        rest = rest[len("localhost") :]
-    return unquote(rest)
-
-
 def _is_file_uri(x: Any) -> bool:
     return isinstance(x, str) and x.lower().startswith("file://")
 
@@ -96,22 +77,9 @@ def _is_pathlike(x: Any) -> bool:
     return isinstance(x, str | os.PathLike)
 
 
-def _check_homogeneous(source: Sequence[Any]) -> None:
-    kinds = {"://" in str(s) for s in source if _is_pathlike(s)}
-    if len(kinds) > 1:
-        raise InputError(
-            f"a list of sources mixes URIs and local paths ({list(map(str, source))}); give all "
-            "local paths or all URIs (e.g. file:///abs/path.zarr)"
-        )
-
-
 def _open_folder(folder: Path, axes: str | None, **options: Any) -> list[LazyImage]:
     """Every readable file of a folder, in natural order (dotfiles and sub-folders skipped)."""
-    files = sorted(
-        (f for f in folder.iterdir() if f.is_file() and not f.name.startswith(".")),
-        key=lambda f: natural_key(f.name),
-    )
-    readable = [f for f in files if any(lo.probe(f, options) for lo in _LOADERS)]
+    readable = list_folder(folder, lambda f: any(lo.probe(f, options) for lo in _LOADERS))
     if not readable:
         raise SourceNotFoundError(
             f"{folder}: no image files caredask can read (TIFF, Zarr, CZI, ...); check the folder"
@@ -167,8 +135,13 @@ def open_images(source: Any, axes: str | None = None, **options: Any) -> list[La
     for loader in _LOADERS:
         if loader.probe(source, options):
             return loader.open(source, axes, **options)
+    return _open_unclaimed(source, axes, options)
+
+
+def _open_unclaimed(source: Any, axes: str | None, options: dict[str, Any]) -> list[LazyImage]:
+    """A source no loader claimed: a list, a ``file://`` URI or a folder, else an error."""
     if isinstance(source, Sequence) and not isinstance(source, str | bytes):
-        _check_homogeneous(source)
+        check_not_mixed(source)
         images: list[LazyImage] = []
         for s in source:
             images.extend(open_images(s, axes, **options))

@@ -15,14 +15,8 @@ dimensions squeezed), which is what csbdeep reads.
 
 from __future__ import annotations
 
-import fnmatch
 import functools
-import logging
-import math
 import os
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,11 +26,19 @@ import tifffile
 import zarr
 from dask.array.core import normalize_chunks
 
-from ..axes import axes_check_and_normalize, suggest_axes
-from ..errors import AxesError, CaredaskError, FormatError, InputError, SourceNotFoundError
-from .base import LazyImage, balanced_chunks, check_unchanged, file_identity, reader_to_dask
+from ..errors import CaredaskError, FormatError, InputError, SourceNotFoundError
+from .base import (
+    LazyImage,
+    balanced_chunks,
+    check_unchanged,
+    file_identity,
+    read_memmap,
+    reader_to_dask,
+)
 from .bioimage import probe_bioio
-from .registry import natural_key, register_loader
+from .discover import is_uri, is_zarr_path, list_folder, matches
+from .registry import register_loader
+from .tiff_meta import SeriesInfo, image_axes, inspect_series, tiff_axes
 
 __all__ = [
     "CHUNK_BYTES",
@@ -53,18 +55,6 @@ DEFAULT_PATTERN = "*.tif*"
 CHUNK_BYTES = 32 * 2**20
 """Target size of one default dask chunk (a multiple of the storage unit)."""
 _OPTIONS = frozenset({"chunks", "pattern", "series", "level", "right_align_axes"})
-_ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup", ".zattrs")
-# tifffile logs (rather than raises) these when a file is truncated or corrupt.
-_CORRUPTION_LOGS = (
-    "invalid page offset",
-    "invalid offset to",
-    "corrupted file",
-    "corrupted tag list",
-    "failed to reshape",
-    "incompletely written",
-    "circular reference",
-)
-_TIFF_TO_CAREDASK = {"S": "C", "T": "T", "C": "C", "Z": "Z", "Y": "Y", "X": "X"}
 
 
 # --------------------------------------------------------------------------- readers
@@ -119,7 +109,8 @@ class TiffMemmapReader(_TiffReader):
     file_dtype: str = ""
 
     def _read(self, key: Any) -> np.ndarray:
-        return _read_memmap(self.path, self.offset, self.shape, self.file_dtype, self.dtype, key)
+        file_dtype = np.dtype(self.file_dtype)
+        return read_memmap(self.path, self.offset, self.shape, file_dtype, key, dtype=self.dtype)
 
 
 @dataclass
@@ -140,174 +131,11 @@ class TiffZarrReader(_TiffReader):
         return np.asarray(arr[key], dtype=self.dtype)
 
 
-def _read_memmap(
-    path: str,
-    offset: int,
-    shape: tuple[int, ...],
-    file_dtype: str,
-    dtype: np.dtype[Any],
-    key: Any,
-) -> np.ndarray:
-    """Copy ``key`` out of a fresh read-only memmap of the file and drop the map."""
-    mm = np.memmap(path, dtype=np.dtype(file_dtype), mode="r", offset=offset, shape=shape)
-    try:
-        return np.array(mm[key], dtype=dtype)
-    finally:
-        del mm
-
-
 @functools.lru_cache(maxsize=16)
 def _open_zarr(path: str, size: int, mtime_ns: int, series: int, level: int) -> zarr.Array:
     """tifffile's zarr store of one series/level, opened once per process and file version."""
     store = tifffile.imread(path, aszarr=True, series=series, level=level)
     return zarr.open_array(store, mode="r")
-
-
-# --------------------------------------------------------------------------- metadata
-
-
-@dataclass(frozen=True)
-class _SeriesInfo:
-    shape: tuple[int, ...]
-    dtype: np.dtype[Any]
-    axes: str
-    dataoffset: int | None
-    byteorder: str
-    storage_chunks: tuple[int, ...]
-
-
-@contextmanager
-def _tifffile_log() -> Iterator[list[str]]:
-    """Collect what tifffile logs in this thread (it logs, not raises, on truncated files)."""
-    messages: list[str] = []
-    thread = threading.get_ident()
-
-    class _Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if record.thread == thread:
-                messages.append(record.getMessage())
-
-    handler = _Collect(logging.WARNING)
-    logger = logging.getLogger("tifffile")
-    logger.addHandler(handler)
-    try:
-        yield messages
-    finally:
-        logger.removeHandler(handler)
-
-
-def _not_readable(path: Path, why: str) -> FormatError:
-    return FormatError(
-        f"{path}: not a readable TIFF file ({why}); check that the file is complete and is a "
-        "TIFF (re-export or copy it again)"
-    )
-
-
-def _select(tf: tifffile.TiffFile, path: Path, series: int, level: int) -> Any:
-    if not tf.series:
-        raise _not_readable(path, "it contains no image series")
-    if not 0 <= series < len(tf.series):
-        raise InputError(
-            f"{path}: series={series} does not exist; the file has {len(tf.series)} series "
-            f"(0..{len(tf.series) - 1})"
-        )
-    levels = tf.series[series].levels
-    if not 0 <= level < len(levels):
-        raise InputError(
-            f"{path}: level={level} does not exist in series {series}; it has "
-            f"{len(levels)} level(s) (0..{len(levels) - 1})"
-        )
-    return levels[level]
-
-
-def _check_complete(s: Any, info: _SeriesInfo, path: Path) -> None:
-    """Raise if the series' data run past the end of the file (truncated file)."""
-    fsize = os.path.getsize(path)
-    if info.dataoffset is not None:
-        end = info.dataoffset + math.prod(info.shape) * info.dtype.itemsize
-        if end > fsize:
-            raise _not_readable(path, f"pixel data end at byte {end}, the file has {fsize}")
-        return
-    last = s.pages[-1] if len(s.pages) else None
-    if last is None or not last.dataoffsets:
-        return
-    end = max(o + n for o, n in zip(last.dataoffsets, last.databytecounts, strict=False))
-    last_size = last.parent.filehandle.size
-    if end > last_size:
-        raise _not_readable(path, f"pixel data end at byte {end}, the file has {last_size}")
-
-
-def _series_info(path: Path, series: int, level: int) -> _SeriesInfo:
-    """Metadata of one series/level, as ``tifffile.imread`` would shape it."""
-    with _tifffile_log() as logged, tifffile.TiffFile(path) as tf:
-        s = _select(tf, path, series, level)
-        contiguous = (
-            s.dataoffset is not None
-            and getattr(s, "transform", None) is None
-            and bool(getattr(s.keyframe, "is_memmappable", False))
-        )
-        with tf.series[series].aszarr(level=level) as store:
-            storage = tuple(zarr.open_array(store, mode="r").chunks)
-        info = _SeriesInfo(
-            shape=tuple(s.shape),
-            dtype=np.dtype(s.dtype),
-            axes=str(s.axes),
-            dataoffset=int(s.dataoffset) if contiguous else None,
-            byteorder=tf.byteorder,
-            storage_chunks=storage,
-        )
-        _check_complete(s, info, path)
-    bad = [m for m in logged if any(c in m for c in _CORRUPTION_LOGS)]
-    if bad:
-        raise _not_readable(path, f"tifffile: {bad[0]}")
-    if len(info.storage_chunks) != len(info.shape):
-        raise _not_readable(path, f"zarr view {info.storage_chunks} does not fit {info.shape}")
-    return info
-
-
-def _inspect(path: Path, series: int, level: int) -> _SeriesInfo:
-    try:
-        return _series_info(path, series, level)
-    except CaredaskError:
-        raise
-    except Exception as e:
-        raise _not_readable(path, f"{type(e).__name__}: {e}") from e
-
-
-def tiff_axes(series_axes: str) -> str | None:
-    """caredask axes for tifffile series axes, or ``None`` when they are not known.
-
-    ``S, T, C, Z, Y, X`` are kept except tifffile's ``S`` (samples, e.g. RGB) which becomes
-    ``C``; any other letter (``Q``/``I`` for unknown or generic frames, ...) or a resulting
-    repeated letter gives ``None``.
-    """
-    mapped = "".join(_TIFF_TO_CAREDASK.get(a, "?") for a in series_axes.upper())
-    if "?" in mapped or len(set(mapped)) != len(mapped):
-        return None
-    return mapped
-
-
-def _image_axes(path: Path, info: _SeriesInfo, axes: str | None, right_align: bool) -> str:
-    if axes is None:
-        mapped = tiff_axes(info.axes)
-        if mapped is None:
-            raise AxesError(
-                f"{path}: the file's metadata give no usable axes (tifffile axes "
-                f"{info.axes!r} for shape {info.shape}); pass axes=... with one letter of "
-                f"'STCZYX' per dimension, e.g. axes={suggest_axes(info.shape)!r}"
-            )
-        return mapped
-    axes = axes_check_and_normalize(axes)
-    if right_align and len(axes) > len(info.shape):  # csbdeep: 'CZYX' for a 3D image is 'ZYX'
-        axes = axes[len(axes) - len(info.shape) :]
-    if len(axes) != len(info.shape):
-        raise AxesError(
-            f"{path}: axes {axes!r} have {len(axes)} letters but the image (as tifffile.imread "
-            f"returns it) has shape {info.shape} ({len(info.shape)} dimensions, tifffile axes "
-            f"{info.axes!r}); pass one letter per dimension, e.g. "
-            f"axes={suggest_axes(info.shape)!r}"
-        )
-    return axes
 
 
 # --------------------------------------------------------------------------- chunks
@@ -318,7 +146,7 @@ def _aligned(chunks: tuple[tuple[int, ...], ...], storage: tuple[int, ...]) -> t
     return tuple(max(s, c[0] // s * s) for c, s in zip(chunks, storage, strict=True))
 
 
-def _chunks(info: _SeriesInfo, chunks: Any) -> tuple[tuple[int, ...], ...]:
+def _chunks(info: SeriesInfo, chunks: Any) -> tuple[tuple[int, ...], ...]:
     """Default: multiples of the storage unit, about :data:`CHUNK_BYTES` each.
 
     Memory-mappable series can be read in any shape: they get whole rows and balanced blocks
@@ -351,8 +179,8 @@ def _open_file(
             f"{os.getcwd()})"
         )
     ident = file_identity(path)
-    info = _inspect(path, series, level)
-    img_axes = _image_axes(path, info, axes, right_align)
+    info = inspect_series(path, series, level)
+    img_axes = image_axes(path, info, axes, right_align)
     apath, size, mtime = ident
     native = info.dtype.newbyteorder("=")
     reader: _TiffReader
@@ -367,41 +195,24 @@ def _open_file(
     return LazyImage(data, img_axes, path.name, source=ident[0])
 
 
-def _is_zarr_dir(p: Path) -> bool:
-    in_store = any(part.lower().endswith(".zarr") for part in p.parts)
-    return in_store or any((p / m).exists() for m in _ZARR_MARKERS)
-
-
-def _matches(name: str, pattern: str) -> bool:
-    """fnmatch, case-sensitive except for the file's last suffix."""
-    stem, dot, suffix = name.rpartition(".")
-    return fnmatch.fnmatchcase(name, pattern) or (
-        bool(dot) and fnmatch.fnmatchcase(f"{stem}.{suffix.lower()}", pattern)
-    )
-
-
 def _list_folder(folder: Path, pattern: str) -> list[Path]:
     """Regular, non-hidden files of ``folder`` matching ``pattern``, in natural order."""
-    files = [
-        p
-        for p in folder.iterdir()
-        if not p.name.startswith(".") and p.is_file() and _matches(p.name, pattern)
-    ]
+    files = list_folder(folder, lambda p: matches(p.name, pattern))
     if not files:
         raise SourceNotFoundError(
             f"{folder}: no file matches pattern {pattern!r} in this folder; check the folder "
             "or pass pattern=... (e.g. pattern='*.tif')"
         )
-    return sorted(files, key=lambda p: natural_key(p.name))
+    return files
 
 
 def probe_tiff(source: Any, options: dict[str, Any]) -> bool:
     """Say yes to a path ending in ``.tif``/``.tiff`` (any case) or a folder of TIFFs."""
-    if not isinstance(source, str | os.PathLike) or "://" in str(source):
+    if not isinstance(source, str | os.PathLike) or is_uri(source):
         return False
     p = Path(source).expanduser()
     if p.is_dir():
-        if _is_zarr_dir(p):
+        if is_zarr_path(p):
             return False
         # A folder is TIFF's when asked with a pattern, or when it holds TIFF files (a folder
         # of other formats, e.g. CZI, goes to the registry's per-file listing).

@@ -27,6 +27,7 @@ from .planning import (
     state_token,
 )
 from .progress import Progress
+from .schedule import distributed_client, work_block_bytes
 from .screen import ON_EMPTY
 from .sinks import MemorySink, ZarrSink
 from .stats import NONFINITE_POLICIES
@@ -111,6 +112,7 @@ def _run(
     rng_state = state_token(rng)
     job = PatchJob(patch_size, k, patch_filter, normalization, rng, memory_budget=memory_budget)
     job.nonfinite, job.draw = nonfinite, on_empty != "skip"
+    job.block_bytes = work_block_bytes(distributed_client())
     check = Checker(patch_size)
     plan = plan_job(raw_data, job, check, transforms, patch_axes, shuffle, on_empty, verbose)
     items = plan.items

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..axes import axes_check_and_normalize, axes_dict
 from ..errors import AxesError, InputError
+from ..loaders.base import coarsen
 from ..masks.filters import BackgroundFilter
 from ..statistics.normalize import FixedRangeNormalization, PercentileNormalization
 from ..transforms import Transform, is_rng_free, permute_axes
@@ -62,6 +63,7 @@ class PatchJob:
     group_bytes: int = 32 * 2**20
     nonfinite: str = "raise"
     draw: bool = True  # draw each image's random numbers when it is pulled
+    block_bytes: int = 0  # work blocks grown from the loader's read unit up to this (0: as read)
 
     @property
     def known(self) -> bool:
@@ -73,6 +75,11 @@ class PatchJob:
 
 def _as_dask(a: Any) -> da.Array:
     return a if isinstance(a, da.Array) else da.from_array(np.asarray(a), chunks="auto")
+
+
+def _work_blocks(a: da.Array, job: PatchJob) -> da.Array:
+    """A loader's array in the job's work blocks (multiples of its read unit), if it has any."""
+    return coarsen(a, job.block_bytes, job.patch_size) if job.block_bytes else a
 
 
 def _draw_seed(job: PatchJob) -> int:
@@ -170,7 +177,7 @@ def pull_items(
         target = targets[i % len(targets)] if targets else f"the target of {name}"
         item = Item(i, name, x, y, mask, target)
         if job.known:  # lazy path: wrap numpy images once (tokenising them is a full pass)
-            item.x, item.y = _as_dask(x), _as_dask(y)
+            item.x, item.y = _work_blocks(_as_dask(x), job), _work_blocks(_as_dask(y), job)
             item.mask = None if mask is None else _as_dask(mask)
             if job.draw:
                 draw(item, job)

@@ -27,6 +27,7 @@ from ..masks.background import MASK_TASK
 from ..masks.skip import DILATE_TASK
 from ..statistics.percentile import STATS_TASK
 from .extract import CUT_TASK, WRITE_TASK
+from .schedule import distributed_client
 
 __all__ = ["PHASE_OF", "Cancelled", "LocalCounter", "Monitor", "Progress", "TaskCounter"]
 
@@ -224,28 +225,12 @@ def _read_counts(dask_scheduler: Any) -> tuple[dict[str, int], dict[str, int]]:
     return dict(plugin.total), dict(plugin.done)
 
 
-def _distributed_client() -> Any:
-    """The default ``distributed`` client if dask's scheduler is one, else None."""
-    import dask
-
-    try:
-        from distributed import default_client
-    except ImportError:  # pragma: no cover - distributed is a dependency
-        return None
-    if dask.config.get("scheduler", None) not in (None, "dask.distributed", "distributed"):
-        return None
-    try:
-        return default_client()
-    except ValueError:
-        return None
-
-
 class Monitor:
     """Counts the job's tasks on whichever scheduler runs them; a context manager."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
-        self.client = _distributed_client()
+        self.client = distributed_client()
         self._local = LocalCounter(progress)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

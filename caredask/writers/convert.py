@@ -219,9 +219,14 @@ def convert_to_zarr(
         root.create_group("OME").attrs["ome"] = {"version": "0.5", "series": keys}
         for key, img in zip(keys, images, strict=True):
             _write_image(root.create_group(key), img, inner_spec, shard_bytes, meta)
+    _replace(partial, out)
+    return out
+
+
+def _replace(partial: Path, out: Path) -> None:
+    """Put the complete ``partial`` store in the place of whatever ``out`` is."""
     if out.is_dir():
         shutil.rmtree(out)
     elif out.exists():
         out.unlink()
     partial.rename(out)
-    return out

@@ -226,33 +226,47 @@ def load_training_data(
         ``n_images`` or ``validation_split`` out of range.
     """
     X, Y, stored_axes = _open(file)
-    if X.ndim != Y.ndim:
-        raise FormatError(
-            f"X and Y of {str(file)!r} differ in dimensions ({X.shape} vs {Y.shape}); "
-            "regenerate the training data"
-        )
-    axes = _check_axes(stored_axes if axes is None else axes, X.ndim, file)
-    if X.shape[0] != Y.shape[0]:
-        raise FormatError(
-            f"X and Y of {str(file)!r} hold different numbers of patches ({X.shape[0]} vs "
-            f"{Y.shape[0]}); regenerate the training data"
-        )
+    axes = _check_pair(X, Y, stored_axes if axes is None else axes, file)
     n_images, n_val = _check_counts(X.shape[0], n_images, validation_split)
     X, Y = np.asarray(X[:n_images]), np.asarray(Y[:n_images])
+    train, val, out_axes = _split(X, Y, axes, n_val, channel_last)
+    if verbose:
+        _report(train[0], train[1], n_val, out_axes)
+    return train, val, out_axes
+
+
+def _split(
+    X: np.ndarray, Y: np.ndarray, axes: str, n_val: int, channel_last: bool
+) -> tuple[Pair, Pair | None, str]:
+    """Training and validation pairs (the last ``n_val``), channel moved; their axes."""
     c = axes.index("C")
     rest = axes.replace("C", "")
     out_axes = rest + "C" if channel_last else rest[:1] + "C" + rest[1:]
-    n_train = n_images - n_val
+    n_train = len(X) - n_val
     train = (
         _move_channel(X[:n_train], c, channel_last),
         _move_channel(Y[:n_train], c, channel_last),
     )
     val = None
-    if validation_split > 0:
+    if n_val > 0:
         val = (
             _move_channel(X[n_train:], c, channel_last),
             _move_channel(Y[n_train:], c, channel_last),
         )
-    if verbose:
-        _report(train[0], train[1], n_val, out_axes)
     return train, val, out_axes
+
+
+def _check_pair(X: Any, Y: Any, axes: str | None, file: str | os.PathLike[str]) -> str:
+    """The checked axes of ``X``; refuses ``X`` and ``Y`` of different dimensions or counts."""
+    if X.ndim != Y.ndim:
+        raise FormatError(
+            f"X and Y of {str(file)!r} differ in dimensions ({X.shape} vs {Y.shape}); "
+            "regenerate the training data"
+        )
+    axes = _check_axes(axes, X.ndim, file)
+    if X.shape[0] != Y.shape[0]:
+        raise FormatError(
+            f"X and Y of {str(file)!r} hold different numbers of patches ({X.shape[0]} vs "
+            f"{Y.shape[0]}); regenerate the training data"
+        )
+    return axes
