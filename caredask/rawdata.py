@@ -22,9 +22,9 @@ from typing import Any
 from .axes import axes_check_and_normalize
 from .errors import AxesError, InputError, SourceNotFoundError
 from .loaders import LazyImage, open_images
+from .loaders.discover import file_uri_to_path, is_uri, natural_key
 from .loaders.labels import open_label
 from .loaders.pairing import image_where, pair_by_name, pair_by_position
-from .loaders.registry import file_uri_to_path, natural_key
 from .masks.pixel import eligible_pixels, fit_mask, pair_masks
 from .transforms.protocol import Item, SourcedItem, mark_rng_free
 
@@ -291,7 +291,7 @@ def _is_collection(src: Any) -> bool:
     text = os.fspath(src)
     if text.lower().startswith("file://"):
         text = file_uri_to_path(text)
-    elif "://" in text:
+    elif is_uri(text):
         return False
     return Path(text).is_dir() and not is_zarr_source(text)
 
