@@ -278,36 +278,42 @@ def _patch_filter(args: argparse.Namespace) -> dict[str, Any] | None:
     }
 
 
+_SAME_NAME = (
+    "patch_size",
+    "n_patches_per_image",
+    "test_fraction",
+    "seed",
+    "split_seed",
+    "group_regex",
+    "pair_by",
+    "patch_axes",
+    "pattern",
+    "recursive",
+    "preview",
+    "name",
+    "overwrite",
+)
+"""Options passed to :func:`caredask.dataset.create_dataset` under their own name."""
+
+
 def _dataset_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments of :func:`caredask.dataset.create_dataset` from the options."""
     from ..dataset.stats import DEFAULT_PERCENTILES
 
-    return dict(
-        output=Path(args.output).resolve(),  # workers have their own working directory
-        patch_size=args.patch_size,
-        n_patches_per_image=args.n_patches_per_image,
-        test_fraction=args.test_fraction,
-        seed=args.seed,
-        split_seed=args.split_seed,
-        group_regex=args.group_regex,
-        pair_by=args.pair_by,
-        percentiles=args.stats_percentiles or DEFAULT_PERCENTILES,
-        normalization=_normalization(args),
-        patch_filter=_patch_filter(args),
-        patch_axes=args.patch_axes,
-        shuffle=not args.no_shuffle,
-        save_file=f"training_data.{args.training_format}",
-        index_path=args.index,
-        pattern=args.pattern,
-        recursive=args.recursive,
-        preview=args.preview,
-        name=args.name,
-        overwrite=args.overwrite,
-        verbose=not args.quiet,
-        on_empty="skip" if args.skip_empty else "raise",
+    return {
+        "output": Path(args.output).resolve(),  # workers have their own working directory
+        **{name: getattr(args, name) for name in _SAME_NAME},
+        "percentiles": args.stats_percentiles or DEFAULT_PERCENTILES,
+        "normalization": _normalization(args),
+        "patch_filter": _patch_filter(args),
+        "shuffle": not args.no_shuffle,
+        "save_file": f"training_data.{args.training_format}",
+        "index_path": args.index,
+        "verbose": not args.quiet,
+        "on_empty": "skip" if args.skip_empty else "raise",
         **mask_kwargs(args),
         **reader_options(args),
-    )
+    }
 
 
 def _report(args: argparse.Namespace, res: Any, seconds: float) -> None:
