@@ -75,6 +75,10 @@ class Recorder:
         self._orig: dict[str, Any] = {}
 
     def _callbacks(self, call: dict[str, Any]) -> list[tuple[Any, ...]]:
+        # A key computed again by a later call (a chunk read by the statistics and again by
+        # the mask pass) is a task of each call: tasks are recorded per (call, key).
+        cid = call["id"]
+
         def start(dsk: Any) -> None:
             for k, v in dsk.items():
                 deps = getattr(v, "dependencies", None)
@@ -82,13 +86,17 @@ class Recorder:
                     from dask.core import get_dependencies
 
                     deps = get_dependencies(dsk, k)
-                self.tasks[str(k)] = {"call": call["id"], "deps": [str(d) for d in deps]}
+                self.tasks[f"{cid}|{k}"] = {
+                    "call": cid,
+                    "key": str(k),
+                    "deps": [f"{cid}|{d}" for d in deps],
+                }
 
         def pretask(key: Any, dsk: Any, state: Any) -> None:
-            self.tasks[str(key)]["start"] = time.time()
+            self.tasks[f"{cid}|{key}"]["start"] = time.time()
 
         def posttask(key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
-            self.tasks[str(key)]["end"] = time.time()
+            self.tasks[f"{cid}|{key}"]["end"] = time.time()
 
         return [(start, None, pretask, posttask, None)]
 
@@ -218,6 +226,13 @@ def slice_child(case: str, n: int, out: str) -> dict[str, Any]:
             res["threads"] = sum(client.nthreads().values())
             limits = [w["memory_limit"] for w in client.scheduler_info()["workers"].values()]
             res["memory_limit"] = sum(limits)
+        if client is None:
+            # The threaded run gives the model its task structure: use the work blocks a
+            # cluster uses (the threaded scheduler's default keeps the store's read unit).
+            import caredask.sampling.create as create
+            from caredask.sampling.schedule import DISTRIBUTED_BLOCK
+
+            create.work_block_bytes = lambda client=None: DISTRIBUTED_BLOCK  # type: ignore[assignment]
         rec = Recorder(local=client is None)
         rec.install()
         raw = virtual_pairs(n, SHAPE, CHUNKS)
@@ -280,7 +295,7 @@ def structure(run: dict[str, Any]) -> list[dict[str, Any]]:
                     "start": c["start"],
                     "end": c["end"],
                     "keys": keys,
-                    "prefix": [key_split(k) for k in keys],
+                    "prefix": [key_split(tasks[k].get("key", k)) for k in keys],
                     "dur": [tasks[k]["end"] - tasks[k]["start"] for k in keys],
                     "deps": [tasks[k]["deps"] for k in keys],
                 }
@@ -310,7 +325,7 @@ def prefix_durations(run: dict[str, Any]) -> dict[str, float]:
     else:
         for k, t in run["tasks"].items():
             if "end" in t:
-                acc[key_split(k)].append(t["end"] - t["start"])
+                acc[key_split(t.get("key", k))].append(t["end"] - t["start"])
     return {p: statistics.mean(v) for p, v in acc.items()}
 
 

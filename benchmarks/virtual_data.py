@@ -2,21 +2,22 @@
 
 Every chunk is a deterministic function of (image, source/target, block index): a periodic
 pattern of bright spots over a background of 100 plus integer noise, so the background filter
-keeps a realistic part of the image and the percentiles vary per image.  The arrays are plain
-dask graphs (one task per chunk, names fixed by the parameters), so any number of images costs
+keeps a realistic part of the image and the percentiles vary per image.  The arrays are
+made like a loader's (a picklable reader per image, one task per chunk, names fixed by the
+parameters), so any number of images costs
 nothing until a chunk is computed, and a chunk costs about as much as decoding a compressed one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import itertools
 import math
 from typing import Any
 
 import dask.array as da
 import numpy as np
-from dask.base import tokenize
-from dask.highlevelgraph import HighLevelGraph
 
 PERIOD = (32, 128, 128)
 """Period of the spot pattern per axis (divides the chunk sizes used, so chunks share it)."""
@@ -55,20 +56,51 @@ def virtual_block(
     return _template(phase, kind, tuple(shape)) + noise
 
 
+@dataclasses.dataclass(frozen=True)
+class VirtualReader:
+    """A picklable reader of one virtual image, like a chunked store: a read of any region
+    computes the whole chunks it overlaps (as a store decodes them) and returns the region."""
+
+    image: int
+    kind: int
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]
+    dtype: np.dtype[Any] = dataclasses.field(default_factory=lambda: np.dtype(np.uint16))
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        region = [k.indices(n)[:2] for k, n in zip(key, self.shape, strict=True)]
+        out = np.empty([b - a for a, b in region], self.dtype)
+        ranges = [range(a // c, -(-b // c)) for (a, b), c in zip(region, self.chunks, strict=True)]
+        for idx in itertools.product(*ranges):
+            off = tuple(i * c for i, c in zip(idx, self.chunks, strict=True))
+            shp = tuple(min(c, n - o) for c, n, o in zip(self.chunks, self.shape, off, strict=True))
+            block = virtual_block(self.image, self.kind, idx, off, shp)
+            lo = [max(a, o) for (a, _), o in zip(region, off, strict=True)]
+            hi = [min(b, o + n) for (_, b), o, n in zip(region, off, shp, strict=True)]
+            src = tuple(slice(s - o, e - o) for s, e, o in zip(lo, hi, off, strict=True))
+            dst = tuple(slice(s - a, e - a) for s, e, (a, _) in zip(lo, hi, region, strict=True))
+            out[dst] = block[src]
+        return out
+
+
 def virtual_image(
     image: int, kind: int, shape: tuple[int, ...], chunks: tuple[int, ...]
 ) -> da.Array:
-    """Image ``image`` (kind 0: source, 1: target) as a dask array of ``chunks``."""
-    nchunks = da.core.normalize_chunks(chunks, shape)
-    name = f"virtual-{'xy'[kind]}{image}-{tokenize(image, kind, shape, chunks)}"
-    offsets = [np.concatenate([[0], np.cumsum(c)[:-1]]) for c in nchunks]
-    dsk: dict[Any, Any] = {}
-    for idx in np.ndindex(*[len(c) for c in nchunks]):
-        off = tuple(int(offsets[a][i]) for a, i in enumerate(idx))
-        shp = tuple(int(nchunks[a][i]) for a, i in enumerate(idx))
-        dsk[(name, *idx)] = (virtual_block, image, kind, idx, off, shp)
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
-    return da.Array(graph, name, nchunks, dtype=np.uint16)
+    """Image ``image`` (kind 0: source, 1: target) as a dask array of ``chunks``.
+
+    Made like a loader's array (:func:`caredask.loaders.base.reader_to_dask`), so the pipeline
+    treats it as a store: region reads, work blocks grown from ``chunks`` on a cluster.
+    """
+    from caredask.loaders.base import reader_to_dask
+
+    reader = VirtualReader(image, kind, tuple(shape), tuple(chunks))
+    return reader_to_dask(
+        reader, chunks, (image, kind, shape, chunks), prefix=f"virtual-{'xy'[kind]}{image}"
+    )
 
 
 def virtual_pairs(n: int, shape: tuple[int, ...], chunks: tuple[int, ...], first: int = 0) -> Any:

@@ -79,6 +79,54 @@ def _sink(
     return sink
 
 
+def _job(
+    patch_size: Sequence[int],
+    n_patches_per_image: int,
+    patch_filter: Any,
+    normalization: Any,
+    rng: np.random.RandomState,
+    memory_budget: int | str | None,
+    nonfinite: str,
+    on_empty: str,
+) -> PatchJob:
+    """The job's parameters, checked (before any image is opened)."""
+    check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
+    check_choice("on_empty", on_empty, ON_EMPTY)
+    k = int(n_patches_per_image)
+    if k <= 0:
+        raise InputError(f"n_patches_per_image={n_patches_per_image} must be a positive integer")
+    ps = tuple(int(p) for p in patch_size)
+    job = PatchJob(ps, k, patch_filter, normalization, rng, memory_budget=memory_budget)
+    job.nonfinite, job.draw = nonfinite, on_empty != "skip"
+    job.block_bytes = work_block_bytes(distributed_client())
+    return job
+
+
+def _attach_progress(plan: Plan, job: PatchJob, progress: Progress | None, verbose: bool) -> None:
+    """The job reports to ``progress`` (a new bar unless given), sized by the plan."""
+    estimate = (
+        sum(2 * (it.x.npartitions + it.y.npartitions) for it in plan.items) if plan.planned else 0
+    )
+    if progress is None:
+        progress = Progress(plan.n_images, estimate, enabled=verbose)
+    else:
+        progress.n_images, progress.estimate = plan.n_images, estimate
+    job.progress = progress
+
+
+def _execute(plan: Plan, job: PatchJob, check: Checker, sink: Any) -> None:
+    """Run the pipeline into ``sink``; an interrupted ``.zarr`` job is kept for resuming."""
+    assert job.progress is not None
+    try:
+        check_count(run_pipeline(iter(plan.items), job, check, sink), plan.n_images)
+    except BaseException as e:
+        if isinstance(sink, ZarrSink):
+            keep_or_abort(sink, plan.n_images, e)
+        raise
+    finally:
+        job.progress.close()
+
+
 def _run(
     raw_data: Any,
     patch_size: Sequence[int],
@@ -103,25 +151,15 @@ def _run(
 ) -> tuple[Any, Any, str]:
     if save_file is not None:  # refuse a bad output before any work (same rule for all kinds)
         check_output_path(save_file, overwrite)
-    check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
-    check_choice("on_empty", on_empty, ON_EMPTY)
-    patch_size = tuple(int(p) for p in patch_size)
-    k = int(n_patches_per_image)
-    if k <= 0:
-        raise InputError(f"n_patches_per_image={n_patches_per_image} must be a positive integer")
+    job = _job(
+        patch_size, n_patches_per_image, patch_filter, normalization, rng, memory_budget,
+        nonfinite, on_empty,
+    )  # fmt: skip
     rng_state = state_token(rng)
-    job = PatchJob(patch_size, k, patch_filter, normalization, rng, memory_budget=memory_budget)
-    job.nonfinite, job.draw = nonfinite, on_empty != "skip"
-    job.block_bytes = work_block_bytes(distributed_client())
-    check = Checker(patch_size)
+    check = Checker(job.patch_size)
     plan = plan_job(raw_data, job, check, transforms, patch_axes, shuffle, on_empty, verbose)
-    items = plan.items
-    estimate = sum(2 * (it.x.npartitions + it.y.npartitions) for it in items) if plan.planned else 0
-    if progress is None:
-        progress = Progress(plan.n_images, estimate, enabled=verbose)
-    else:
-        progress.n_images, progress.estimate = plan.n_images, estimate
-    job.progress = progress
+    _attach_progress(plan, job, progress, verbose)
+    ps, k, items = job.patch_size, job.k, plan.items
     sink = _sink(
         plan,
         job,
@@ -129,22 +167,15 @@ def _run(
         save_file,
         overwrite,
         resume,
-        lambda: job_record(items, plan.names, patch_size, k, job, shuffle, seed_record, rng_state),
+        lambda: job_record(items, plan.names, ps, k, job, shuffle, seed_record, rng_state),
     )
-    try:
-        check_count(run_pipeline(iter(items), job, check, sink), plan.n_images)
-    except BaseException as e:
-        if isinstance(sink, ZarrSink):
-            keep_or_abort(sink, plan.n_images, e)
-        raise
-    finally:
-        progress.close()
+    _execute(plan, job, check, sink)
     assert check.axes is not None
     perm = plan.perm if plan.planned else (rng.permutation(plan.n_total) if shuffle else None)
     record = {
         "sources": plan.names,
         "axes": check.axes,
-        "patch_size": list(patch_size),
+        "patch_size": list(ps),
         "n_patches_per_image": k,
         "shuffle": bool(shuffle),
         "caredask_version": __version__,

@@ -77,17 +77,40 @@ def _check_json(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _store_attrs(path: Path) -> dict[str, Any]:
+    """The attributes of the Zarr group at ``path`` (empty if there is none)."""
+    if not path.is_dir():
+        return {}
+    try:
+        return dict(zarr.open_group(zarr.storage.LocalStore(path, read_only=True), mode="r").attrs)
+    except Exception:  # not a Zarr group, or unreadable metadata: not a caredask store
+        return {}
+
+
 def _is_caredask_store(path: Path) -> bool:
     """True if ``path`` is a directory holding a caredask training data group."""
-    meta = path / "zarr.json"
-    if not path.is_dir() or not meta.is_file():
-        return False
-    try:
-        attrs = json.loads(meta.read_text()).get("attributes", {})
-    except (OSError, ValueError):
-        return False
-    record = attrs.get("caredask") if isinstance(attrs, dict) else None
+    record = _store_attrs(path).get("caredask")
     return isinstance(record, dict) and record.get("kind") == STORE_KIND
+
+
+def _stored_rows(arr: zarr.Array) -> np.ndarray:
+    """Which rows (chunks along the first axis) of ``arr`` are present in its store."""
+    from zarr.core.sync import sync
+
+    store, prefix = arr.store_path.store, arr.store_path.path
+
+    async def keys() -> set[str]:
+        return {k async for k in store.list_prefix(f"{prefix}/")}
+
+    present = sync(keys())
+    zeros = (0,) * (arr.ndim - 1)
+    return np.array(
+        [
+            f"{prefix}/{arr.metadata.encode_chunk_key((i, *zeros))}" in present
+            for i in range(arr.shape[0])
+        ],
+        dtype=bool,
+    )
 
 
 def _check_destination(path: Path, overwrite: bool) -> None:
@@ -131,10 +154,7 @@ def recover_replacement(path: Path) -> None:
 
 
 def _is_complete(path: Path) -> bool:
-    try:
-        return bool(json.loads((path / "zarr.json").read_text())["attributes"].get("complete"))
-    except (OSError, ValueError, KeyError):
-        return False
+    return bool(_store_attrs(path).get("complete"))
 
 
 def _remove_stale_partial(partial: Path) -> None:
@@ -365,15 +385,14 @@ class TrainingDataWriter:
         self._group.attrs.put(self._attributes(complete=False))
 
     def missing_rows(self) -> np.ndarray:
-        """Rows not yet written to both ``X`` and ``Y`` (from the chunks present on disk)."""
+        """Rows not yet written to both ``X`` and ``Y`` (from the chunks present in the store)."""
         done = np.ones(self.n_patches, dtype=bool)
         for name in ("X", "Y"):
-            written = np.zeros(self.n_patches, dtype=bool)
-            chunk_dir = self.partial_path / name / "c"
-            if chunk_dir.is_dir():
-                idx = [int(n) for n in os.listdir(chunk_dir) if n.isdigit()]
-                written[np.asarray(idx, dtype=np.int64)] = True
-            done &= written
+            arr = self._group[name]
+            assert isinstance(arr, zarr.Array)
+            if arr.nchunks_initialized == arr.nchunks:  # one chunk per row, all there
+                continue
+            done &= _stored_rows(arr)
         return np.flatnonzero(~done)
 
     def close(self) -> None:
