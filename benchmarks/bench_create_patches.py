@@ -134,7 +134,7 @@ def _generator_hash() -> str:
 
 def ensure_data(data_dir: Path, params: dict[str, Any], scale: float) -> Path:
     """Write the case's TIFF pairs unless a matching stamp says they already exist."""
-    from caredask.synthetic import write_tiff_pairs
+    from caredask.dataset.synthetic import write_tiff_pairs
 
     base = data_dir / (params["case"] if scale == 1 else f"{params['case']}-scale{scale:g}")
     want = {k: params[k] for k in ("n_images", "shape", "dense", "seed")}

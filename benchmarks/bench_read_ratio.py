@@ -32,7 +32,7 @@ import zarr
 
 import caredask
 from caredask.csbdeep import RawData
-from caredask.synthetic import synthetic_pair
+from caredask.dataset.synthetic import synthetic_pair
 
 PATCH, K = (16, 64, 64), 128
 

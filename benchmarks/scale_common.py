@@ -1,6 +1,6 @@
 """Shared pieces of the scale benchmarks (``bench_scaling``, ``bench_memory``, ``bench_resume``).
 
-Data: uint16 CARE-like pairs of ``128x2048x2048`` (``caredask.synthetic``, 1 GiB per array,
+Data: uint16 CARE-like pairs of ``128x2048x2048`` (``caredask.dataset.synthetic``, 1 GiB per array,
 2 GiB per pair) in two Zarr v3 groups ``low.zarr`` and ``GT.zarr`` (one array per image,
 chunks ``32x512x512``, uncompressed) under ``<data-dir>/scale``.  Larger datasets reuse the
 generated pairs as hard links under other array names: different stores to caredask (their
@@ -31,7 +31,7 @@ DEFAULT_DATA = HERE / "data"
 
 
 def _stamp(n_pairs: int) -> dict[str, Any]:
-    import caredask.synthetic as syn
+    import caredask.dataset.synthetic as syn
 
     digest = hashlib.sha256(Path(syn.__file__).read_bytes()).hexdigest()[:16]
     return {"shape": SHAPE, "chunks": CHUNKS, "pairs": n_pairs, "synthetic": digest}
@@ -41,7 +41,7 @@ def ensure_pairs(data_dir: Path, n_pairs: int = 2) -> Path:
     """Generate (once) ``n_pairs`` real pairs; return the folder holding low.zarr and GT.zarr."""
     import zarr
 
-    from caredask.synthetic import synthetic_pair
+    from caredask.dataset.synthetic import synthetic_pair
 
     base = Path(data_dir) / "scale"
     stamp = base / "stamp.json"

@@ -11,16 +11,6 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-from .augment import (
-    accumulate_frames,
-    accumulate_image,
-    anisotropic_distortions,
-    flip_xy,
-    rotate_xy,
-    split_channels,
-    sum_frames,
-    transform_labels,
-)
 from .errors import (
     AxesError,
     CaredaskError,
@@ -29,12 +19,26 @@ from .errors import (
     InputError,
     MissingDependencyError,
     SourceNotFoundError,
+    UsageError,
 )
 from .loaders import LazyImage, open_images
 from .masks.filters import BackgroundFilter
 from .rawdata import RawData
 from .statistics.percentile import percentile
-from .transforms import Transform, broadcast_target, crop_images, permute_axes
+from .transforms import (
+    Transform,
+    accumulate_frames,
+    accumulate_image,
+    anisotropic_distortions,
+    broadcast_target,
+    crop_images,
+    flip_xy,
+    permute_axes,
+    rotate_xy,
+    split_channels,
+    sum_frames,
+    transform_labels,
+)
 from .writers.store import TrainingStore
 
 _COMPAT = {
@@ -70,6 +74,7 @@ __all__ = [
     "SourceNotFoundError",
     "Transform",
     "TrainingStore",
+    "UsageError",
     "__version__",
     "broadcast_target",
     "create_patches",

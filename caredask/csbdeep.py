@@ -8,14 +8,19 @@ global random state (its default ``norm_percentiles()`` is built at import).
 
 from __future__ import annotations
 
-from .augment import anisotropic_distortions
 from .axes import axes_check_and_normalize, axes_dict, move_image_axes
 from .masks.filters import no_background_patches
 from .rawdata import RawData
 from .sampling.create import create_patches
 from .sampling.reduced import create_patches_reduced_target
 from .statistics.normalize import norm_percentiles, normalize_mi_ma, sample_percentiles
-from .transforms import Transform, broadcast_target, crop_images, permute_axes
+from .transforms import (
+    Transform,
+    anisotropic_distortions,
+    broadcast_target,
+    crop_images,
+    permute_axes,
+)
 from .writers.load import load_training_data
 from .writers.npz import save_training_data
 

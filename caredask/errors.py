@@ -16,6 +16,7 @@ __all__ = [
     "MissingDependencyError",
     "NonFiniteError",
     "SourceNotFoundError",
+    "UsageError",
 ]
 
 
@@ -25,6 +26,10 @@ class CaredaskError(Exception):
 
 class InputError(CaredaskError, ValueError):
     """An argument or a combination of arguments is invalid."""
+
+
+class UsageError(CaredaskError, ValueError):
+    """Command-line options that cannot be used as given (a missing or conflicting option)."""
 
 
 class AxesError(InputError):

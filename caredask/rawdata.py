@@ -22,10 +22,11 @@ from typing import Any
 from .axes import axes_check_and_normalize
 from .errors import AxesError, InputError, SourceNotFoundError
 from .loaders import LazyImage, open_images
+from .loaders.discover import file_uri_to_path, is_uri, natural_key
 from .loaders.labels import open_label
-from .loaders.registry import file_uri_to_path, natural_key
+from .loaders.pairing import image_where, pair_by_name, pair_by_position
 from .masks.pixel import eligible_pixels, fit_mask, pair_masks
-from .transforms import Item, SourcedItem, mark_rng_free
+from .transforms.protocol import Item, SourcedItem, mark_rng_free
 
 __all__ = ["RawData", "open_masks"]
 
@@ -39,15 +40,65 @@ def _right_aligned(axes: str, ndim: int, where: str) -> str:
     return axes[len(axes) - ndim :]
 
 
-def _where(img: LazyImage) -> str:
-    return img.source or img.name
-
-
 def _open_tiff(
     path: Path, axes: str | None, right_align: bool = True, reader: str | None = None
 ) -> LazyImage:
     options = {} if reader is None else {"reader": reader}
     return open_images(path, axes=axes, right_align_axes=right_align, **options)[0]
+
+
+def _folder_pairs(
+    p: Path, source_dirs: Sequence[str], target_dir: str, pattern: str, sort: bool
+) -> list[tuple[Path, Path]]:
+    """``(source, target)`` files of :meth:`RawData.from_folder`, checked to exist."""
+    if not p.is_dir():
+        raise SourceNotFoundError(f"{p}: basepath is not a folder; check the path")
+
+    def listing(sd: str) -> list[Path]:
+        files = list((p / sd).glob(pattern))
+        return sorted(files, key=lambda f: natural_key(f.name)) if sort else files
+
+    pairs = [(f, p / target_dir / f.name) for f in chain(*(listing(sd) for sd in source_dirs))]
+    if not pairs:
+        raise SourceNotFoundError(
+            f"Didn't find any images: no files matching {pattern!r} in "
+            f"{[str(p / sd) for sd in source_dirs]}; check basepath, source_dirs and pattern"
+        )
+    for fx, fy in pairs:
+        if fx.is_dir():
+            raise InputError(
+                f"{fx}: pattern {pattern!r} matches a directory; use a pattern that matches "
+                "only image files (e.g. '*.tif')"
+            )
+        if not fy.exists():
+            raise SourceNotFoundError(
+                f"{fy}: target image missing for source {fx}; add it or remove the source"
+            )
+    return pairs
+
+
+def _folder_items(
+    pairs: list[tuple[Path, Path]],
+    axes: str | None,
+    right_align: bool,
+    reader: str | None,
+    metadata: dict[str, Any],
+) -> Callable[[], Iterator[Item]]:
+    """The generator function of :meth:`RawData.from_folder`: opens each pair lazily."""
+
+    def _gen() -> Iterator[Item]:
+        for fx, fy in pairs:
+            x = _open_tiff(fx, axes, right_align, reader)
+            y = _open_tiff(fy, axes, right_align, reader)
+            if axes is None and x.axes != y.axes:
+                raise AxesError(
+                    f"{fx}: axes {x.axes!r} (from its metadata) differ from its target's "
+                    f"{y.axes!r} ({fy}); pass axes= explicitly"
+                )
+            _add_metadata(metadata, x, y)
+            yield SourcedItem((x.data, y.data, x.axes, None), (str(fx), str(fy)))
+
+    return _gen
 
 
 class RawData(namedtuple("RawData", ("generator", "size", "description"))):
@@ -105,54 +156,18 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
         InputError
             The pattern matches a directory.
         """
-        p = Path(basepath)
-        if not p.is_dir():
-            raise SourceNotFoundError(f"{p}: basepath is not a folder; check the path")
         if isinstance(source_dirs, str):
             source_dirs = [source_dirs]
-
-        def listing(sd: str) -> list[Path]:
-            files = list((p / sd).glob(pattern))
-            return sorted(files, key=lambda f: natural_key(f.name)) if sort else files
-
-        pairs = [(f, p / target_dir / f.name) for f in chain(*(listing(sd) for sd in source_dirs))]
-        if not pairs:
-            raise SourceNotFoundError(
-                f"Didn't find any images: no files matching {pattern!r} in "
-                f"{[str(p / sd) for sd in source_dirs]}; check basepath, source_dirs and pattern"
-            )
-        for fx, fy in pairs:
-            if fx.is_dir():
-                raise InputError(
-                    f"{fx}: pattern {pattern!r} matches a directory; use a pattern that matches "
-                    "only image files (e.g. '*.tif')"
-                )
-            if not fy.exists():
-                raise SourceNotFoundError(
-                    f"{fy}: target image missing for source {fx}; add it or remove the source"
-                )
+        pairs = _folder_pairs(Path(basepath), source_dirs, target_dir, pattern, sort)
         axes_n = None if axes is None else axes_check_and_normalize(axes)
-
         metadata: dict[str, Any] = {}
-
-        def _gen() -> Iterator[Item]:
-            for fx, fy in pairs:
-                x = _open_tiff(fx, axes_n, right_align_axes, reader)
-                y = _open_tiff(fy, axes_n, right_align_axes, reader)
-                if axes_n is None and x.axes != y.axes:
-                    raise AxesError(
-                        f"{fx}: axes {x.axes!r} (from its metadata) differ from its target's "
-                        f"{y.axes!r} ({fy}); pass axes= explicitly"
-                    )
-                _add_metadata(metadata, x, y)
-                yield SourcedItem((x.data, y.data, x.axes, None), (str(fx), str(fy)))
-
+        gen = _folder_items(pairs, axes_n, right_align_axes, reader, metadata)
         description = (
             f"{basepath}: target='{target_dir}', sources={list(source_dirs)}, "
             f"axes='{axes_n or 'from metadata'}', pattern='{pattern}'"
         )
         names, targets = [str(f) for f, _ in pairs], [str(t) for _, t in pairs]
-        return RawData(_lazy(_gen, names, targets, metadata), len(pairs), description)
+        return RawData(_lazy(gen, names, targets, metadata), len(pairs), description)
 
     @staticmethod
     def from_arrays(X: Sequence[Any], Y: Sequence[Any], axes: str = "CZYX") -> RawData:
@@ -232,7 +247,7 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
         by_name = pair_by == "name" or (
             pair_by == "auto" and _is_collection(source) and _is_collection(target)
         )
-        pairs = _pair_by_name(xs, ys) if by_name else _pair_by_position(xs, ys)
+        pairs = pair_by_name(xs, ys) if by_name else pair_by_position(xs, ys)
         masks = open_masks(
             [x for x, _ in pairs],
             [y for _, y in pairs],
@@ -252,7 +267,7 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
                         f"({y.source}); pass axes= explicitly"
                     )
                 m = None if masks is None else masks[i]
-                yield SourcedItem((x.data, y.data, x.axes, m), (_where(x), _where(y)))
+                yield SourcedItem((x.data, y.data, x.axes, m), (image_where(x), image_where(y)))
 
         desc = f"source={source}, target={target}, axes={axes}, pair_by={pair_by}"
         if mask is not None or mask_label is not None:
@@ -260,8 +275,8 @@ class RawData(namedtuple("RawData", ("generator", "size", "description"))):
         metadata: dict[str, Any] = {}
         for x, y in pairs:
             _add_metadata(metadata, x, y)
-        names = [_where(x) for x, _ in pairs]
-        targets = [_where(y) for _, y in pairs]
+        names = [image_where(x) for x, _ in pairs]
+        targets = [image_where(y) for _, y in pairs]
         return RawData(_lazy(_gen, names, targets, metadata), len(pairs), desc)
 
 
@@ -276,57 +291,9 @@ def _is_collection(src: Any) -> bool:
     text = os.fspath(src)
     if text.lower().startswith("file://"):
         text = file_uri_to_path(text)
-    elif "://" in text:
+    elif is_uri(text):
         return False
     return Path(text).is_dir() and not is_zarr_source(text)
-
-
-def _listing(names: list[str], limit: int = 10) -> str:
-    more = f" (and {len(names) - limit} more)" if len(names) > limit else ""
-    return ", ".join(names[:limit]) + more
-
-
-def _pair_by_name(xs: list[LazyImage], ys: list[LazyImage]) -> list[tuple[LazyImage, LazyImage]]:
-    for side, images in (("source", xs), ("target", ys)):
-        seen: dict[str, int] = {}
-        for im in images:
-            seen[im.name] = seen.get(im.name, 0) + 1
-        repeated = sorted(n for n, c in seen.items() if c > 1)
-        if repeated:
-            raise InputError(
-                f"the {side} images repeat the names {_listing(repeated)}, so they cannot be "
-                "paired by name; give each image once, or pair by position explicitly "
-                "(pair_by='position', CLI --pair-by position)"
-            )
-    by_name = {y.name: y for y in ys}
-    lonely_x = [_where(x) for x in xs if x.name not in by_name]
-    names_x = {x.name for x in xs}
-    lonely_y = [_where(y) for y in ys if y.name not in names_x]
-    if lonely_x or lonely_y:
-        parts = [f"no target for {_listing(lonely_x)}"] if lonely_x else []
-        parts += [f"no source for {_listing(lonely_y)}"] if lonely_y else []
-        raise InputError(
-            "source and target images are paired by name and some have no partner: "
-            + "; ".join(parts)
-            + "; add the missing files, remove the extra ones, or pair by position explicitly "
-            "(pair_by='position', CLI --pair-by position) if the names legitimately differ"
-        )
-    return [(x, by_name[x.name]) for x in xs]
-
-
-def _pair_by_position(
-    xs: list[LazyImage], ys: list[LazyImage]
-) -> list[tuple[LazyImage, LazyImage]]:
-    if len(xs) != len(ys):
-        if len(xs) > len(ys):
-            extra = f"no target for {_listing([_where(x) for x in xs[len(ys) :]])}"
-        else:
-            extra = f"no source for {_listing([_where(y) for y in ys[len(xs) :]])}"
-        raise InputError(
-            f"{len(xs)} source images but {len(ys)} target images (paired by position): "
-            f"{extra}; give one target per source, in the same order"
-        )
-    return list(zip(xs, ys, strict=True))
 
 
 def _add_metadata(metadata: dict[str, Any], *images: LazyImage) -> None:

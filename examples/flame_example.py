@@ -6,7 +6,7 @@ Runs the same steps as the README's command lines (printed as they run):
    (a 4-frame stack and a corrupt file);
 2. ``caredask index raw --axes TYX --min-frames 8``: content ids, metadata, screening reasons;
 3. accumulate frames of every accepted stack: source = sum of the first 2 frames, target = sum
-   of all 8, in an explicit uint32 accumulator (``caredask.frames.accumulate_image``);
+   of all 8, in an explicit uint32 accumulator (``caredask.transforms.frames.accumulate_image``);
 4. ``caredask dataset``: seeded split by image, exact dataset statistics of the training images,
    training patches normalised with the dataset's percentiles, manifest and preview;
 5. ``caredask patches --manifest``: rebuild the training data exactly from the manifest.
@@ -26,9 +26,9 @@ import tifffile
 
 from caredask.cli.main import main as caredask
 from caredask.dataset import Index, Manifest
-from caredask.frames import accumulate_image
+from caredask.dataset.synthetic import synthetic_pair
 from caredask.loaders import LazyImage, open_images
-from caredask.synthetic import synthetic_pair
+from caredask.transforms.frames import accumulate_image
 
 N_STACKS, N_FRAMES, SHAPE, GAIN = 6, 8, (256, 256), 8.0
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import warnings
 
 import dask.array as da
@@ -13,34 +12,27 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import caredask.csbdeep as cc
-from caredask.augment import (
+from caredask.errors import AxesError, InputError
+from caredask.loaders import LazyImage, open_images
+from caredask.transforms import (
+    Transform,
     accumulate_frames,
     accumulate_image,
     flip_xy,
+    is_rng_free,
+    permute_axes,
     rotate_xy,
     split_channels,
     sum_frames,
     transform_labels,
 )
-from caredask.errors import AxesError, InputError
-from caredask.frames import check_accumulator, frame_index, sum_frames_numpy
-from caredask.loaders import LazyImage, open_images
-from caredask.transforms import Transform, is_rng_free, permute_axes
+from caredask.transforms.frames import check_accumulator, frame_index, sum_frames_numpy
 from tests.oracles import oracle
+from tests.strategies import irregular_chunks
 
 cd = oracle("csbdeep.data", "csbdeep")
 
 SETTINGS = settings(max_examples=30, deadline=None)
-
-
-@st.composite
-def chunkings(draw, shape):
-    out = []
-    for n in shape:
-        cuts = sorted({c for c in draw(st.lists(st.integers(1, max(n - 1, 1)), max_size=3))})
-        edges = [0, *[c for c in cuts if 0 < c < n], n]
-        out.append(tuple(b - a for a, b in itertools.pairwise(edges)))
-    return tuple(out)
 
 
 def outputs(tf, x, y=None, axes="ZYX", mask=None):
@@ -59,7 +51,7 @@ def arr(shape, seed=0, dtype=np.uint16):
 def test_flip_xy_equals_numpy_on_random_chunkings(data):
     x = arr((3, 7, 9), 1)
     y, mask = arr((3, 7, 9), 2), arr((3, 7, 9), 3) > 500
-    ch = data.draw(chunkings(x.shape))
+    ch = data.draw(irregular_chunks(x.shape))
     tf = flip_xy()
     assert tf.size == 4 and is_rng_free(tf.generator)
     got = list(tf.generator(iter([(da.from_array(x, chunks=ch), y, "ZYX", mask)])))
@@ -79,7 +71,7 @@ def test_flip_xy_equals_numpy_on_random_chunkings(data):
 @given(data=st.data(), angles=st.sampled_from([(0, 90, 180, 270), (90,), (0, 180), (270, 0)]))
 def test_rotate_xy_equals_np_rot90(data, angles):
     x = arr((5, 2, 6), 4)  # Y C X
-    ch = data.draw(chunkings(x.shape))
+    ch = data.draw(irregular_chunks(x.shape))
     tf = rotate_xy(angles)
     assert tf.size == len(angles) and is_rng_free(tf.generator)
     got = outputs(tf, da.from_array(x, chunks=ch), x, "YCX", x > 500)
@@ -207,7 +199,7 @@ def test_sum_frames_equals_numpy_twin(data, frames, dtype, axis):
     shape = [4, 5, 3]
     shape[axis] = 6
     x = arr(tuple(shape), 11, np.uint8)
-    ch = data.draw(chunkings(tuple(shape)))
+    ch = data.draw(irregular_chunks(tuple(shape)))
     got = sum_frames(da.from_array(x, chunks=ch), frames, axis, dtype)
     twin = sum_frames_numpy(x, frames, axis, dtype)
     assert got.dtype == np.dtype(dtype) and twin.dtype == np.dtype(dtype)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from caredask.cli.main import main
-from caredask.synthetic import write_tiff_pairs
+from caredask.dataset.synthetic import write_tiff_pairs
 from tests.oracles import oracle
 
 cd = oracle("csbdeep.data", "csbdeep")

@@ -18,7 +18,7 @@ import pytest
 import tifffile
 
 from caredask.cli.main import build_parser
-from caredask.synthetic import write_tiff_pairs
+from caredask.dataset.synthetic import write_tiff_pairs
 
 CLI = Path(sys.executable).with_name("caredask")
 PATCH = ["--patch-size", "4", "16", "16", "-k", "5"]

@@ -15,7 +15,7 @@ import pytest
 import tifffile
 import zarr
 
-from caredask.synthetic import write_tiff_pairs
+from caredask.dataset.synthetic import write_tiff_pairs
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

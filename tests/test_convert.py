@@ -17,10 +17,10 @@ from ome_zarr.reader import Reader
 
 import caredask
 from caredask.cli.main import main
+from caredask.dataset.synthetic import write_tiff_pairs
 from caredask.errors import InputError
 from caredask.loaders import open_images
 from caredask.loaders.codecs import use_zarrs
-from caredask.synthetic import write_tiff_pairs
 from caredask.writers.convert import convert_to_zarr, inner_chunks_for, shard_shape_for
 
 pyczi = pytest.importorskip("pylibCZIrw.czi")  # the czi extra is part of the test extra

@@ -32,9 +32,10 @@ from caredask.dataset import (
 from caredask.dataset import index as index_mod
 from caredask.dataset.index import expand_sources, unit_digest
 from caredask.dataset.stats import block_moments, combine_moments, moments_graph
+from caredask.dataset.synthetic import write_tiff_pairs
 from caredask.errors import FormatError, InputError, SourceNotFoundError
 from caredask.statistics.normalize import FixedRangeNormalization
-from caredask.synthetic import write_tiff_pairs
+from tests.strategies import regular_chunks
 
 from .conftest import blob_pair
 
@@ -204,10 +205,6 @@ def test_split_bad_fraction() -> None:
 # --------------------------------------------------------------------------- statistics
 
 
-def _chunks(draw, shape):
-    return tuple(draw(st.integers(1, max(1, s))) for s in shape)
-
-
 @st.composite
 def _stat_case(draw):
     dtype = draw(
@@ -230,7 +227,7 @@ def _stat_case(draw):
         else:
             a = (rng.normal(0, 1000, shape) * rng.choice([1, 1e-3], shape)).astype(dtype)
         imgs.append(a)
-        darrs.append(da.from_array(a, chunks=_chunks(draw, shape)))
+        darrs.append(da.from_array(a, chunks=draw(regular_chunks(shape))))
     return imgs, darrs, "CYX" if channels else "YX"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import warnings
 
 import dask
@@ -12,39 +11,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from caredask.distortion_ops import (
-    adjust_subsample,
-    convolve_blockwise,
-    convolve_psf,
-    convolve_tiles,
-    noise_blockwise,
-    scale_blockwise,
-    scale_down_up,
-    seeded_noise,
-    tile_shape,
-)
-from caredask.distortions import anisotropic_distortions
 from caredask.errors import AxesError, InputError
-from caredask.transforms import is_rng_free
+from caredask.transforms import anisotropic_distortions, is_rng_free
+from caredask.transforms.noise import noise_blockwise, seeded_noise
+from caredask.transforms.psf import convolve_blockwise, convolve_psf, convolve_tiles
+from caredask.transforms.subsample import adjust_subsample, scale_blockwise, scale_down_up
+from caredask.transforms.tiles import tile_shape
 from tests.oracles import oracle
+from tests.strategies import irregular_chunks
 
 cd = oracle("csbdeep.data", "csbdeep")
 
 SETTINGS = settings(max_examples=30, deadline=None)
 # Whole-image FFT (csbdeep) vs tile-wise FFT (caredask), both float32: measured ~5e-7.
 FFT_RTOL = 1e-5
-
-
-@st.composite
-def chunkings(draw, shape):
-    """Random, irregular chunks for ``shape``."""
-    out = []
-    for n in shape:
-        cuts = sorted(set(draw(st.lists(st.integers(1, max(n - 1, 1)), max_size=4))))
-        cuts = [c for c in cuts if 0 < c < n]
-        edges = [0, *cuts, n]
-        out.append(tuple(b - a for a, b in itertools.pairwise(edges)))
-    return tuple(out)
 
 
 def image(shape, seed=0, dtype=np.uint16, scale=1000):
@@ -160,7 +140,7 @@ def test_subsample_exact_on_random_chunkings(data, sub, ax):
     shape = (9, 23, 17)
     img = image(shape, 3)
     ref = quiet(first, quiet(cd.anisotropic_distortions, sub, None, subsample_axis=ax), img)
-    chunks = data.draw(chunkings(shape))
+    chunks = data.draw(irregular_chunks(shape, max_cuts=4))
     x = da.from_array(img, chunks=chunks)
     got = quiet(first, quiet(anisotropic_distortions, sub, None, subsample_axis=ax), x)
     assert np.array_equal(got[0].compute(), ref[0])
@@ -173,7 +153,7 @@ def test_scale_blockwise_equals_numpy_twin(data, axis, factor):
     shape = [10, 15, 12]
     shape[axis] = 30
     x = np.random.RandomState(0).rand(*shape).astype(np.float32)
-    chunks = data.draw(chunkings(tuple(shape)))
+    chunks = data.draw(irregular_chunks(tuple(shape), max_cuts=4))
     got = scale_blockwise(da.from_array(x, chunks=chunks), axis, factor).compute()
     assert np.array_equal(got, scale_down_up(x, axis, factor))
 
@@ -197,7 +177,7 @@ def test_tiled_convolution_chunk_independent(data, pshape, tile):
     x = image(shape, 4).astype(np.float32)
     psf = _psf(pshape)
     twin = convolve_tiles(x, psf, (0, 0, 0), None, tile_shape(3, tile, None))
-    chunks = data.draw(chunkings(shape))
+    chunks = data.draw(irregular_chunks(shape, max_cuts=4))
     got = convolve_blockwise(da.from_array(x, chunks=chunks), psf, None, tile).compute()
     assert np.array_equal(got, twin)
     assert_fft_close(twin, convolve_psf(x, psf, None))
@@ -210,7 +190,8 @@ def test_tiled_convolution_per_channel(data, n_psf):
     x = image(shape, 5).astype(np.float32)
     psf = _psf((n_psf, 5, 3))
     twin = convolve_tiles(x, psf, (0, 0, 0), 0, tile_shape(3, 8, 0))
-    got = convolve_blockwise(da.from_array(x, chunks=data.draw(chunkings(shape))), psf, 0, 8)
+    chunks = data.draw(irregular_chunks(shape, max_cuts=4))
+    got = convolve_blockwise(da.from_array(x, chunks=chunks), psf, 0, 8)
     assert np.array_equal(got.compute(), twin)
     assert_fft_close(twin, convolve_psf(x, psf, 0))
 
@@ -264,7 +245,7 @@ def test_seeded_noise_chunk_independent(data, poisson, sigma):
     x = image(shape, 8, scale=50).astype(np.float32)
     tiles = tile_shape(3, 5, None)
     twin = seeded_noise(x, 123, 4, tiles, (0, 0, 0), poisson, sigma)
-    chunks = data.draw(chunkings(shape))
+    chunks = data.draw(irregular_chunks(shape, max_cuts=4))
     got = noise_blockwise(da.from_array(x, chunks=chunks), 123, 4, 5, None, poisson, sigma)
     assert np.array_equal(got.compute(), twin)
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from caredask.errors import AxesError, InputError
 from caredask.loaders import open_images
 from caredask.loaders.arrays import is_array_like, probe_arrays
+from tests.strategies import regular_chunks
 
 
 def _x(shape: tuple[int, ...] = (4, 10, 12), seed: int = 0) -> np.ndarray:
@@ -70,7 +71,7 @@ def test_names_deterministic() -> None:
 @given(data=st.data())
 def test_random_chunks(data: st.DataObject) -> None:
     x = _x((5, 9, 11), 7)
-    chunks = tuple(data.draw(st.integers(1, n)) for n in x.shape)
+    chunks = data.draw(regular_chunks(x.shape))
     for source in (x, da.from_array(x, chunks=3)):
         (img,) = open_images(source, axes="ZYX", chunks=chunks)
         assert img.data.chunksize == chunks

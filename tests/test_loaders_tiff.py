@@ -21,6 +21,7 @@ from caredask.errors import AxesError, FormatError, InputError, SourceNotFoundEr
 from caredask.loaders import LazyImage, open_images
 from caredask.loaders import tiff as tiffmod
 from caredask.loaders.tiff import TiffMemmapReader, TiffZarrReader, tiff_axes
+from tests.strategies import regular_chunks
 
 ZYX = (6, 40, 50)
 CZYX = (3, 6, 40, 50)
@@ -107,7 +108,7 @@ def test_rgb_samples_become_channels(files: dict[str, Path]) -> None:
 @given(data=st.data(), name=st.sampled_from(["plain", "zstd_tiles", "zlib_strips", "ome_czyx"]))
 def test_random_chunks(files: dict[str, Path], data: st.DataObject, name: str) -> None:
     shape = tifffile.imread(files[name]).shape
-    chunks = tuple(data.draw(st.integers(max(1, n // 7), n)) for n in shape)
+    chunks = data.draw(regular_chunks(shape, parts=7))
     img = _open(files, name, chunks=chunks)
     assert img.data.chunksize == chunks
     np.testing.assert_array_equal(img.data.compute(), tifffile.imread(files[name]))

@@ -19,6 +19,7 @@ from caredask.masks.background import (
 from caredask.masks.filters import no_background_patches
 from caredask.sampling.centres import locate_ranks
 from tests.oracles import oracle
+from tests.strategies import regular_chunks
 
 cdg = oracle("csbdeep.data", "csbdeep")
 
@@ -29,9 +30,8 @@ SETTINGS = settings(max_examples=50, deadline=None)
 def arrays_and_chunks(draw, max_ndim=3, dtype=None):
     ndim = draw(st.integers(1, max_ndim))
     shape = tuple(draw(st.integers(1, 24)) for _ in range(ndim))
-    seed = draw(st.integers(0, 2**31 - 1))
-    rs = np.random.RandomState(seed)
-    chunks = tuple(int(rs.randint(1, s + 1)) for s in shape)
+    rs = np.random.RandomState(draw(st.integers(0, 2**31 - 1)))
+    chunks = draw(regular_chunks(shape))
     return shape, chunks, rs
 
 

@@ -11,7 +11,7 @@ import zarr
 
 import caredask as cc
 from caredask.errors import InputError
-from caredask.frames import accumulate_frames
+from caredask.transforms.frames import accumulate_frames
 
 
 def _write(folder: Path, names: list[str], value: int = 0) -> None:

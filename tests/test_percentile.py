@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 import warnings
 from collections.abc import Iterator
@@ -18,13 +17,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from caredask.errors import InputError
-from caredask.statistics import percentile as pmod
+from caredask.statistics import _radix as radix
 from caredask.statistics.percentile import (
     order_statistics,
     percentile,
     percentile_from_order_statistics,
     percentile_ranks,
 )
+from tests.strategies import irregular_chunks
 
 DTYPES = ["u1", "i1", "u2", "i2", "i4", "u4", "i8", "u8", "f2", "f4", "f8"]
 DISTS = ["uniform", "skewed", "few", "constant", "extreme"]
@@ -77,13 +77,6 @@ def _inject_specials(rng: np.random.Generator, a: np.ndarray) -> None:
 
 
 @st.composite
-def _chunks(draw: st.DrawFn, size: int) -> tuple[int, ...]:
-    cuts = sorted(draw(st.sets(st.integers(1, max(size - 1, 1)), max_size=3)))
-    edges = [0, *[c for c in cuts if 0 < c < size], size]
-    return tuple(b - a for a, b in itertools.pairwise(edges))
-
-
-@st.composite
 def _arrays(draw: st.DrawFn, max_ndim: int = 3, max_side: int = 7) -> tuple[np.ndarray, Any]:
     dtype = np.dtype(draw(st.sampled_from(DTYPES)))
     shape = tuple(draw(st.lists(st.integers(1, max_side), min_size=1, max_size=max_ndim)))
@@ -91,7 +84,7 @@ def _arrays(draw: st.DrawFn, max_ndim: int = 3, max_side: int = 7) -> tuple[np.n
     a = _make(rng, dtype, shape, draw(st.sampled_from(DISTS)))
     if draw(st.booleans()):
         _inject_specials(rng, a)
-    chunks = tuple(draw(_chunks(s)) for s in shape)
+    chunks = draw(irregular_chunks(shape))
     return a, da.from_array(a, chunks=chunks)
 
 
@@ -121,8 +114,8 @@ def _axis(draw: st.DrawFn, ndim: int) -> Any:
 def _limits(gather_limit: int, max_bins: int) -> Iterator[None]:
     """Small selection limits, to force multi-pass radix selects on small test arrays."""
     with (
-        mock.patch.object(pmod, "_GATHER_LIMIT", gather_limit),
-        mock.patch.object(pmod, "_MAX_BINS", max_bins),
+        mock.patch.object(radix, "_GATHER_LIMIT", gather_limit),
+        mock.patch.object(radix, "_MAX_BINS", max_bins),
     ):
         yield
 

@@ -14,9 +14,9 @@ from tests.oracles import oracle
 cd = oracle("csbdeep.data", "csbdeep")
 import caredask  # noqa: E402
 import caredask.csbdeep as cc  # noqa: E402
+from caredask.dataset.synthetic import write_tiff_pairs  # noqa: E402
 from caredask.errors import AxesError, InputError, SourceNotFoundError  # noqa: E402
 from caredask.loaders import tiff as tiff_loader  # noqa: E402
-from caredask.synthetic import write_tiff_pairs  # noqa: E402
 
 PATCH, K = (4, 16, 16), 6
 

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from caredask.synthetic import synthetic_pair, write_tiff_pairs
+from caredask.dataset.synthetic import synthetic_pair, write_tiff_pairs
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 README_ADDRESS = "tcp://127.0.0.1:8786"

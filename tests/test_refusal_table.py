@@ -11,9 +11,9 @@ import zarr
 
 import caredask as cc
 from caredask.errors import AxesError, FormatError, InputError, SourceNotFoundError
-from caredask.frames import accumulate_frames
 from caredask.loaders import open_images
 from caredask.masks.filters import no_background_patches
+from caredask.transforms.frames import accumulate_frames
 
 
 def test_loader_refusals(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Tests of caredask.synthetic: determinism, slab independence, TIFF output, realism."""
+"""Tests of caredask.dataset.synthetic: determinism, slab independence, TIFF output, realism."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 import tifffile
 from scipy import stats
 
-from caredask import synthetic
+from caredask.dataset import synthetic
+from caredask.dataset.synthetic import synthetic_pair, write_tiff_pairs
 from caredask.errors import InputError
-from caredask.synthetic import synthetic_pair, write_tiff_pairs
 
 
 def _eligible_fraction(target: np.ndarray, patch: tuple[int, ...]) -> float:

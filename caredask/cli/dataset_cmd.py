@@ -108,6 +108,17 @@ def _add_dataset(sub: Any) -> None:
         formatter_class=HelpFormatter,
     )
     _add_dataset_inputs(p)
+    _add_dataset_output(p)
+    _add_dataset_split(p)
+    _add_dataset_patches(p)
+    _add_dataset_statistics(p)
+    add_mask_options(p)
+    add_cluster_options(p)
+    p.set_defaults(handler=_dataset)
+
+
+def _add_dataset_output(p: Any) -> None:
+    """The "output" options of ``caredask dataset``."""
     o = p.add_argument_group("output")
     o.add_argument("--output", "-o", required=True, metavar="DIR", help="dataset folder")
     o.add_argument("--name", default=None, help="dataset name (default: the folder's name)")
@@ -127,6 +138,10 @@ def _add_dataset(sub: Any) -> None:
         help="skip training images without foreground (named in the manifest) instead of stopping",
     )
     add_quiet_option(o)
+
+
+def _add_dataset_split(p: Any) -> None:
+    """The "split by image" options of ``caredask dataset``."""
     s = p.add_argument_group("split by image")
     s.add_argument("--test-fraction", type=float, default=0.2, help="share of test images")
     s.add_argument("--seed", type=int, default=0, help="seed of patch sampling and split")
@@ -137,6 +152,10 @@ def _add_dataset(sub: Any) -> None:
         metavar="REGEX",
         help="images whose relative paths share this match stay on one side",
     )
+
+
+def _add_dataset_patches(p: Any) -> None:
+    """The "patches" options of ``caredask dataset``."""
     g = p.add_argument_group("patches")
     g.add_argument(
         "--patch-size",
@@ -169,6 +188,10 @@ def _add_dataset(sub: Any) -> None:
         default=99.9,
         help="percentile the filter threshold is relative to",
     )
+
+
+def _add_dataset_statistics(p: Any) -> None:
+    """The "statistics and normalisation" options of ``caredask dataset``."""
     n = p.add_argument_group("statistics and normalisation")
     n.add_argument(
         "--stats-percentiles",
@@ -194,9 +217,6 @@ def _add_dataset(sub: Any) -> None:
         metavar=("PMIN", "PMAX"),
         help="dataset percentiles used with --normalization dataset",
     )
-    add_mask_options(p)
-    add_cluster_options(p)
-    p.set_defaults(handler=_dataset)
 
 
 def add_parsers(sub: Any) -> None:
@@ -248,71 +268,85 @@ def _normalization(args: argparse.Namespace) -> Any:
     }
 
 
-def _dataset(args: argparse.Namespace) -> int:
-    from ..dataset.manifest import create_dataset
+def _patch_filter(args: argparse.Namespace) -> dict[str, Any] | None:
+    if args.no_filter:
+        return None
+    return {
+        "kind": "no_background_patches",
+        "threshold": args.filter_threshold,
+        "percentile": args.filter_percentile,
+    }
+
+
+_SAME_NAME = (
+    "patch_size",
+    "n_patches_per_image",
+    "test_fraction",
+    "seed",
+    "split_seed",
+    "group_regex",
+    "pair_by",
+    "patch_axes",
+    "pattern",
+    "recursive",
+    "preview",
+    "name",
+    "overwrite",
+)
+"""Options passed to :func:`caredask.dataset.create_dataset` under their own name."""
+
+
+def _dataset_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of :func:`caredask.dataset.create_dataset` from the options."""
     from ..dataset.stats import DEFAULT_PERCENTILES
 
-    filt = (
-        None
-        if args.no_filter
-        else {
-            "kind": "no_background_patches",
-            "threshold": args.filter_threshold,
-            "percentile": args.filter_percentile,
-        }
+    return {
+        "output": Path(args.output).resolve(),  # workers have their own working directory
+        **{name: getattr(args, name) for name in _SAME_NAME},
+        "percentiles": args.stats_percentiles or DEFAULT_PERCENTILES,
+        "normalization": _normalization(args),
+        "patch_filter": _patch_filter(args),
+        "shuffle": not args.no_shuffle,
+        "save_file": f"training_data.{args.training_format}",
+        "index_path": args.index,
+        "verbose": not args.quiet,
+        "on_empty": "skip" if args.skip_empty else "raise",
+        **mask_kwargs(args),
+        **reader_options(args),
+    }
+
+
+def _report(args: argparse.Namespace, res: Any, seconds: float) -> None:
+    """What ``caredask dataset`` made: split, exclusions, preview and the training data."""
+    d = res.manifest.data
+    print(f"dataset {d['name']} (id {d['dataset_id']}) in {args.output}:")
+    print(
+        f"  {len(d['split']['train'])} training / {len(d['split']['test'])} test images, "
+        f"{len(d['inputs']['excluded'])} excluded"
     )
+    for e in d["inputs"]["excluded"]:
+        print(f"  excluded {e['key']}: {e['reason']}")
+    if res.preview:
+        print(f"  preview {res.preview}")
+    print_summary(
+        Path(args.output) / d["patches"]["save_file"],
+        res.X,
+        res.Y,
+        res.axes,
+        len(d["split"]["train"]),
+        seconds,
+        f"{res.manifest.path} (every parameter, split, statistics; "
+        "'caredask patches --manifest' rebuilds the data from it)",
+    )
+
+
+def _dataset(args: argparse.Namespace) -> int:
+    from ..dataset.manifest import create_dataset
+
     with connect(args.scheduler, args.scheduler_file, args.workers, args.timeout):
         t0 = time.perf_counter()
-        res = create_dataset(
-            args.source,
-            args.target,
-            args.axes,
-            output=Path(args.output).resolve(),  # workers have their own working directory
-            patch_size=args.patch_size,
-            n_patches_per_image=args.n_patches_per_image,
-            test_fraction=args.test_fraction,
-            seed=args.seed,
-            split_seed=args.split_seed,
-            group_regex=args.group_regex,
-            pair_by=args.pair_by,
-            percentiles=args.stats_percentiles or DEFAULT_PERCENTILES,
-            normalization=_normalization(args),
-            patch_filter=filt,
-            patch_axes=args.patch_axes,
-            shuffle=not args.no_shuffle,
-            save_file=f"training_data.{args.training_format}",
-            index_path=args.index,
-            pattern=args.pattern,
-            recursive=args.recursive,
-            preview=args.preview,
-            name=args.name,
-            overwrite=args.overwrite,
-            verbose=not args.quiet,
-            on_empty="skip" if args.skip_empty else "raise",
-            **mask_kwargs(args),
-            **reader_options(args),
-        )
-        seconds = time.perf_counter() - t0
-        d = res.manifest.data
-        print(f"dataset {d['name']} (id {d['dataset_id']}) in {args.output}:")
-        print(
-            f"  {len(d['split']['train'])} training / {len(d['split']['test'])} test images, "
-            f"{len(d['inputs']['excluded'])} excluded"
-        )
-        for e in d["inputs"]["excluded"]:
-            print(f"  excluded {e['key']}: {e['reason']}")
-        if res.preview:
-            print(f"  preview {res.preview}")
-        print_summary(
-            Path(args.output) / d["patches"]["save_file"],
-            res.X,
-            res.Y,
-            res.axes,
-            len(d["split"]["train"]),
-            seconds,
-            f"{res.manifest.path} (every parameter, split, statistics; "
-            "'caredask patches --manifest' rebuilds the data from it)",
-        )
+        res = create_dataset(args.source, args.target, args.axes, **_dataset_kwargs(args))
+        _report(args, res, time.perf_counter() - t0)
     return 0
 
 

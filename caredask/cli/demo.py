@@ -50,9 +50,9 @@ def run(args: argparse.Namespace) -> int:
 
 def run_demo(out: Path) -> Path:
     """Write 4 synthetic 3D TIFF pairs under ``out/data`` and make ``out/training_data.npz``."""
+    from ..dataset.synthetic import write_tiff_pairs
     from ..rawdata import RawData
     from ..sampling.create import generate_training_data
-    from ..synthetic import write_tiff_pairs
     from ..writers.load import load_training_data
 
     data = out / "data"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..errors import CaredaskError
+from ..errors import UsageError
 
 __all__ = ["add_mask_options", "mask_kwargs"]
 
@@ -47,7 +47,7 @@ def mask_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         mask = mask[0]
     if mask is None and args.mask_label is None:
         if args.mask_values is not None or args.mask_axes is not None:
-            raise CaredaskError("--mask-values/--mask-axes need --mask or --mask-label")
+            raise UsageError("--mask-values/--mask-axes need --mask or --mask-label")
         return {}
     return {
         "mask": mask,

@@ -21,6 +21,7 @@ from .common import (
     print_summary,
     reader_options,
 )
+from .dataset_cmd import rebuild_command
 from .mask_opts import add_mask_options, mask_kwargs
 from .preview_cmd import check_preview_option, patches_preview
 
@@ -119,6 +120,23 @@ def add_parser(sub: Any) -> None:
         epilog=EXAMPLES,
         formatter_class=HelpFormatter,
     )
+    _add_inputs(p)
+    _add_output(p)
+    _add_patch_options(p)
+    _add_data_problems(p)
+    add_mask_options(p)
+    add_cluster_options(p).add_argument(
+        "--memory",
+        default=None,
+        metavar="SIZE",
+        help="memory budget of the work in flight, e.g. 4GiB or 500MB (default: 2 GiB or a "
+        "quarter of this machine's memory; on a cluster half the workers' memory limit)",
+    )
+    p.set_defaults(handler=run)
+
+
+def _add_inputs(p: Any) -> None:
+    """The "inputs" options: BASEPATH, --source/--target or --manifest."""
     i = p.add_argument_group("inputs")
     i.add_argument("basepath", nargs="?", help="folder holding the source and target folders")
     i.add_argument(
@@ -157,6 +175,10 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="natural file order (img_2 before img_10) instead of csbdeep's directory order",
     )
+
+
+def _add_output(p: Any) -> None:
+    """The "output" options."""
     o = p.add_argument_group("output")
     o.add_argument("--output", "-o", metavar="FILE", help="output file: NAME.npz or NAME.zarr")
     o.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -169,7 +191,10 @@ def add_parser(sub: Any) -> None:
         "--preview", default=None, metavar="FILE.png", help="PNG of what was sampled (.zarr only)"
     )
     add_quiet_option(o)
-    _add_patch_options(p)
+
+
+def _add_data_problems(p: Any) -> None:
+    """What to do with images the filter empties or that hold NaN."""
     d = p.add_argument_group("data problems")
     d.add_argument(
         "--skip-empty",
@@ -183,15 +208,6 @@ def add_parser(sub: Any) -> None:
         help="keep images with NaN or infinite values (csbdeep's behaviour: NaN patches) "
         "instead of refusing them",
     )
-    add_mask_options(p)
-    add_cluster_options(p).add_argument(
-        "--memory",
-        default=None,
-        metavar="SIZE",
-        help="memory budget of the work in flight, e.g. 4GiB or 500MB (default: 2 GiB or a "
-        "quarter of this machine's memory; on a cluster half the workers' memory limit)",
-    )
-    p.set_defaults(handler=run)
 
 
 def _normalization(args: argparse.Namespace) -> Any:
@@ -284,8 +300,6 @@ def run(args: argparse.Namespace) -> int:
     from ..sampling.create import generate_training_data
 
     if args.manifest:
-        from .dataset_cmd import rebuild_command
-
         return rebuild_command(args)
     out = _check(args)
     check_preview_option(args, out)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..errors import CaredaskError
+from ..errors import UsageError
 from .cluster import add_cluster_options, connect
 from .common import HelpFormatter, add_axes_option, examples, one
 from .mask_opts import add_mask_options, mask_kwargs
@@ -98,12 +98,12 @@ def check_preview_option(args: argparse.Namespace, out: Path) -> None:
     if args.preview is None:
         return
     if out.suffix != ".zarr":
-        raise CaredaskError(
+        raise UsageError(
             "--preview needs a .zarr --output (it records the patch coordinates); or run "
             "`caredask preview` on a .zarr store"
         )
     if Path(args.preview).exists() and not args.overwrite:
-        raise CaredaskError(f"{args.preview} exists; pass --overwrite or choose another name")
+        raise UsageError(f"{args.preview} exists; pass --overwrite or choose another name")
 
 
 def patches_preview(args: argparse.Namespace, out: Path, sources: list[str]) -> Path | None:

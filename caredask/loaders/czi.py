@@ -32,7 +32,14 @@ from typing import Any
 import numpy as np
 
 from ..axes import axes_check_and_normalize
-from ..errors import AxesError, CaredaskError, FormatError, InputError, SourceNotFoundError
+from ..errors import (
+    AxesError,
+    CaredaskError,
+    FormatError,
+    InputError,
+    MissingDependencyError,
+    SourceNotFoundError,
+)
 from .base import LazyImage, file_identity, reader_to_dask
 from .registry import register_loader
 
@@ -55,13 +62,14 @@ _PIXEL_DTYPES = {"Gray8": "uint8", "Gray16": "uint16", "Gray32Float": "float32"}
 _PLANE_DIMS = ("T", "Z", "C", "R", "I", "H", "V", "B")  # libCZI plane dimensions, in order
 
 
-def _pyczi() -> Any:
+def _pyczi(source: Any) -> Any:
+    """pylibCZIrw's ``czi`` module, or a :class:`MissingDependencyError` naming ``source``."""
     try:
         from pylibCZIrw import czi as pyczi
     except ImportError as e:
-        raise InputError(
-            "reading CZI files needs pylibCZIrw, which is not installed; install it with "
-            "`pip install caredask[czi]` (or `pip install pylibCZIrw`)"
+        raise MissingDependencyError(
+            f"{source}: reading CZI files needs pylibCZIrw, which is not installed; install it "
+            "with `pip install caredask[czi]` (or `pip install pylibCZIrw`)"
         ) from e
     return pyczi
 
@@ -144,7 +152,7 @@ def _expand_key(key: Any, shape: tuple[int, ...]) -> tuple[list[np.ndarray], lis
 @contextmanager
 def _reading(path: str, what: str = "") -> Iterator[Any]:
     """``pyczi.open_czi`` with caredask errors (the file may have changed since opening)."""
-    pyczi = _pyczi()
+    pyczi = _pyczi(path)
     try:
         with pyczi.open_czi(path) as reader:
             yield reader
@@ -343,15 +351,17 @@ def open_czi(source: Any, axes: str | None = None, **options: Any) -> list[LazyI
     AxesError
         Axes that are not one of ``SCYX``, ``SCZYX``, ``SCTYX`` or do not fit the file.
     InputError
-        Unknown options, or pylibCZIrw not installed.
+        Unknown options.
+    MissingDependencyError
+        pylibCZIrw not installed (an ``ImportError``).
     """
     unknown = sorted(set(options) - CZI_OPTIONS)
     if unknown:
         raise InputError(
             f"{source}: unknown option(s) {unknown} for CZI files; use {sorted(CZI_OPTIONS)}"
         )
-    _pyczi()
     sources = list(source) if isinstance(source, list | tuple) else [source]
+    _pyczi(sources[0] if sources else source)
     images: list[LazyImage] = []
     for s in sources:
         images.extend(_open_file(Path(s).expanduser(), axes, options.get("chunks")))

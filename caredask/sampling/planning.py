@@ -18,9 +18,8 @@ import numpy as np
 from dask.base import tokenize
 
 from .. import __version__
-from ..augment import transform_labels
 from ..errors import EmptyRegionError, InputError
-from ..transforms import Transform, is_rng_free
+from ..transforms import Transform, is_rng_free, transform_labels
 from .items import Checker, Item, PatchJob, compose_transforms, draw, pull_items
 from .screen import describe_skipped, find_empty
 from .sinks import ZarrSink

@@ -6,67 +6,25 @@ transformed identically.  They slice or view (numpy) or add lazy slicing to the 
 draw no random numbers and are marked rng-free.
 
 Each transform also labels its outputs (``'flipX'``, ``'rot90'``, ``'c1'``...);
-:func:`transform_labels` combines the labels of a transform list in csbdeep's output order, so
-a patch's image name can say which flip, rotation or channel it came from.  csbdeep's
-anisotropic distortions and FLAME's frame accumulation live in :mod:`caredask.distortions` and
-:mod:`caredask.frames` and are re-exported here.
+:func:`~caredask.transforms.transform_labels` combines the labels of a transform list in
+csbdeep's output order, so a patch's image name can say which flip, rotation or channel it
+came from.  csbdeep's anisotropic distortions and FLAME's frame accumulation live in
+:mod:`caredask.transforms.distortions` and :mod:`caredask.transforms.frames`.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import dask.array as da
 import numpy as np
 
-from .axes import axes_check_and_normalize
-from .distortions import anisotropic_distortions
-from .errors import AxesError, InputError
-from .frames import accumulate_frames, accumulate_image, sum_frames
-from .transforms import Item, Transform, mark_rng_free
+from ..axes import axes_check_and_normalize
+from ..errors import AxesError, InputError
+from .protocol import Item, Transform, label_outputs, mark_rng_free
 
-__all__ = [
-    "accumulate_frames",
-    "accumulate_image",
-    "anisotropic_distortions",
-    "flip_xy",
-    "label_outputs",
-    "rotate_xy",
-    "split_channels",
-    "sum_frames",
-    "transform_labels",
-]
-
-Gen = Callable[[Iterator[Item]], Iterator[Item]]
-
-
-def label_outputs(gen: Gen, labels: Sequence[str]) -> Gen:
-    """Attach one label per output to a transform's generator (see :func:`transform_labels`)."""
-    gen._caredask_labels = tuple(labels)  # type: ignore[attr-defined]
-    return gen
-
-
-def transform_labels(transforms: Sequence[Transform]) -> list[str]:
-    """Labels of the ``prod(size)`` outputs per input image, in csbdeep's output order.
-
-    The outputs of a transform list come in nested order (the last transform varies
-    fastest).  A label joins the non-empty labels of each transform with ``','``; transforms
-    without labels contribute their output index when their ``size`` exceeds 1.
-
-    Examples
-    --------
-    >>> transform_labels([flip_xy(("", "X")), split_channels(2)])
-    ['c0', 'c1', 'flipX,c0', 'flipX,c1']
-    """
-    per = []
-    for t in transforms:
-        labels = getattr(t.generator, "_caredask_labels", None)
-        if labels is None:
-            labels = [str(i) for i in range(t.size)] if t.size > 1 else [""]
-        per.append(list(labels))
-    return [",".join(p for p in combo if p) for combo in itertools.product(*per)]
+__all__ = ["flip_xy", "rotate_xy", "split_channels"]
 
 
 def _flip(a: Any, axes_flipped: tuple[int, ...]) -> Any:

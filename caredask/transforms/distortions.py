@@ -35,19 +35,14 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from .axes import axes_check_and_normalize, move_image_axes
-from .distortion_ops import (
-    adjust_subsample,
-    convolve_blockwise,
-    convolve_psf,
-    legacy_noise,
-    noise_blockwise,
-    scale_blockwise,
-)
-from .errors import AxesError, InputError
-from .transforms import Item, Transform, mark_rng_free
+from ..axes import axes_check_and_normalize, move_image_axes
+from ..errors import AxesError, InputError
+from .noise import legacy_noise, noise_blockwise
+from .protocol import Item, Transform, mark_rng_free
+from .psf import convolve_blockwise, convolve_psf
+from .subsample import adjust_subsample, scale_blockwise
 
-__all__ = ["adjust_subsample", "anisotropic_distortions"]
+__all__ = ["anisotropic_distortions"]
 
 
 # --- the transform ---------------------------------------------------------------------------

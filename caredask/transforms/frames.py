@@ -19,10 +19,10 @@ import dask.array as da
 import numpy as np
 from numpy.typing import DTypeLike
 
-from .axes import axes_check_and_normalize
-from .errors import AxesError, InputError
-from .loaders.base import LazyImage
-from .transforms import Item, Transform, item_sources, mark_rng_free
+from ..axes import axes_check_and_normalize
+from ..errors import AxesError, InputError
+from ..loaders.base import LazyImage
+from .protocol import Item, Transform, item_sources, mark_rng_free
 
 __all__ = [
     "FrameSpec",

@@ -1,83 +1,21 @@
-"""csbdeep's transform protocol, on numpy and dask arrays alike.
+"""csbdeep's built-in transforms that reorder, crop or broadcast images without multiplying them.
 
-A :class:`Transform` maps a generator of ``(x, y, axes, mask)`` tuples to another generator;
-``size`` is the number of outputs per input.  The built-ins here draw no random numbers and
-stay lazy on dask arrays.
+Each draws no random numbers and stays lazy on dask arrays.
 """
 
 from __future__ import annotations
 
-from collections import namedtuple
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import dask.array as da
 import numpy as np
 
-from .axes import axes_check_and_normalize, move_image_axes
-from .errors import AxesError, InputError
+from ..axes import axes_check_and_normalize, move_image_axes
+from ..errors import AxesError, InputError
+from .protocol import Item, Transform, mark_rng_free
 
-__all__ = [
-    "SourcedItem",
-    "Transform",
-    "broadcast_target",
-    "crop_images",
-    "is_rng_free",
-    "item_sources",
-    "mark_rng_free",
-    "permute_axes",
-]
-
-Item = tuple[Any, Any, str, Any]
-Gen = Callable[[Iterator[Item]], Iterator[Item]]
-
-
-class Transform(namedtuple("Transform", ("name", "generator", "size"))):
-    """A named generator transform with ``size`` outputs per input (csbdeep's protocol)."""
-
-    __slots__ = ()
-
-    @staticmethod
-    def identity() -> Transform:
-        """The transform that yields its inputs unchanged."""
-
-        def _gen(inputs: Iterator[Item]) -> Iterator[Item]:
-            yield from inputs
-
-        return Transform("Identity", mark_rng_free(_gen), 1)
-
-
-class SourcedItem(tuple):
-    """An ``(x, y, axes, mask)`` item that also says which files ``x`` and ``y`` come from.
-
-    It unpacks and indexes like the plain 4-tuple of csbdeep's protocol; the loaders' RawData
-    constructors yield it so that a transform's error can name the files (``sources``).
-    """
-
-    sources: tuple[str, str]
-
-    def __new__(cls, item: Sequence[Any], sources: tuple[str, str] = ("", "")) -> SourcedItem:
-        self = super().__new__(cls, item)
-        self.sources = sources
-        return self
-
-
-def item_sources(item: Any, i: int) -> tuple[str, str]:
-    """``(source, target)`` names of an item: its files if known, else ``image {i}``."""
-    sources = getattr(item, "sources", ("", ""))
-    fallback = f"image {i}"
-    return (sources[0] or fallback, sources[1] or sources[0] or fallback)
-
-
-def mark_rng_free(f: Gen) -> Gen:
-    """Declare that a generator function draws no random numbers (lets the pipeline batch)."""
-    f._caredask_rng_free = True  # type: ignore[attr-defined]
-    return f
-
-
-def is_rng_free(f: Any) -> bool:
-    """Whether ``f`` was declared free of random draws by :func:`mark_rng_free`."""
-    return bool(getattr(f, "_caredask_rng_free", False))
+__all__ = ["broadcast_target", "crop_images", "permute_axes"]
 
 
 def permute_axes(axes: str) -> Transform:
