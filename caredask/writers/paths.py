@@ -8,13 +8,12 @@ a second, not after every patch has been computed.  The rule is the same for ``.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from ..errors import InputError
 from .npz import npz_path
-from .zarr_store import STORE_KIND
+from .store_files import is_caredask_store
 
 __all__ = ["check_output_path", "is_zarr_output"]
 
@@ -31,16 +30,6 @@ def _hint(cli: bool) -> tuple[str, str]:
     return "pass overwrite=True", "choose another save_file"
 
 
-def _is_store(path: Path) -> bool:
-    """A directory holding a caredask training data group (zarr.json with our kind)."""
-    try:
-        attrs = json.loads((path / "zarr.json").read_text()).get("attributes", {})
-    except (OSError, ValueError, AttributeError):
-        return False
-    record = attrs.get("caredask") if isinstance(attrs, dict) else None
-    return isinstance(record, dict) and record.get("kind") == STORE_KIND
-
-
 def _check_existing(path: Path, zarr_store: bool, overwrite: bool, cli: bool) -> None:
     replace, other = _hint(cli)
     if not os.path.lexists(path):
@@ -54,7 +43,7 @@ def _check_existing(path: Path, zarr_store: bool, overwrite: bool, cli: bool) ->
         )
     if zarr_store:
         empty = path.is_dir() and not any(path.iterdir())
-        if not (empty or _is_store(path)):
+        if not (empty or is_caredask_store(path)):
             raise InputError(
                 f"refusing to overwrite {path}: it is not a caredask training data store (nor "
                 f"an empty directory), so it may hold other data; remove it yourself or {other}"
@@ -125,7 +114,7 @@ def check_output_path(path: str | os.PathLike[str], overwrite: bool, *, cli: boo
     _check_parent(out, cli)
     _check_existing(out, zarr_store, overwrite, cli)
     partial = out.with_name(out.name + ".partial")
-    if zarr_store and os.path.lexists(partial) and not _is_store(partial):
+    if zarr_store and os.path.lexists(partial) and not is_caredask_store(partial):
         raise InputError(
             f"{partial} exists and is not an interrupted caredask store; caredask needs this "
             f"name for its temporary store: remove it or {_hint(cli)[1]}"

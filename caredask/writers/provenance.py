@@ -10,14 +10,44 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import zarr
 
-from ..errors import FormatError
-from .zarr_store import STORE_KIND
+from ..errors import FormatError, InputError
+from .store_files import STORE_KIND
 
-__all__ = ["record_source_metadata", "source_metadata"]
+__all__ = ["check_json", "jsonable", "record_source_metadata", "source_metadata"]
+
+
+def jsonable(value: Any) -> Any:
+    """Convert numpy scalars/arrays, tuples and paths in ``value`` to JSON types."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
+def check_json(record: dict[str, Any]) -> dict[str, Any]:
+    """Return ``record`` converted to JSON types; raise InputError if it cannot be."""
+    out = jsonable(record)
+    try:
+        json.dumps(out, allow_nan=True)
+    except (TypeError, ValueError) as e:
+        raise InputError(
+            f"provenance attributes must be JSON-serialisable ({e}); pass numbers, strings, "
+            "lists and dicts"
+        ) from None
+    return out
 
 
 def source_metadata(raw_data: Any) -> dict[str, Any]:

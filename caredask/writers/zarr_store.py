@@ -14,11 +14,9 @@ only then. A killed run therefore leaves a ``*.partial`` directory, never a comp
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import uuid
-from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -30,11 +28,17 @@ from numpy.typing import ArrayLike
 from .. import __version__
 from ..axes import axes_check_and_normalize
 from ..errors import AxesError, InputError
+from .provenance import check_json
+from .store_files import (
+    STORE_KIND,
+    check_destination,
+    is_caredask_store,
+    recover_replacement,
+    remove_stale_partial,
+    stored_rows,
+)
 
 __all__ = ["STORE_KIND", "TrainingDataWriter", "recover_replacement", "save_training_data_zarr"]
-
-STORE_KIND = "caredask-training-data"
-"""Value of ``attrs['caredask']['kind']`` that identifies a caredask training data store."""
 
 
 def _local_path(path: str | os.PathLike[str]) -> Path:
@@ -47,127 +51,6 @@ def _local_path(path: str | os.PathLike[str]) -> Path:
             "renamed into place on close); write locally and copy it afterwards"
         )
     return Path(os.path.abspath(path))  # workers may have another working directory
-
-
-def _jsonable(value: Any) -> Any:
-    """Convert numpy scalars/arrays, tuples and paths in ``value`` to JSON types."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    return value
-
-
-def _check_json(record: dict[str, Any]) -> dict[str, Any]:
-    """Return ``record`` converted to JSON types; raise InputError if it cannot be."""
-    out = _jsonable(record)
-    try:
-        json.dumps(out, allow_nan=True)
-    except (TypeError, ValueError) as e:
-        raise InputError(
-            f"provenance attributes must be JSON-serialisable ({e}); pass numbers, strings, "
-            "lists and dicts"
-        ) from None
-    return out
-
-
-def _store_attrs(path: Path) -> dict[str, Any]:
-    """The attributes of the Zarr group at ``path`` (empty if there is none)."""
-    if not path.is_dir():
-        return {}
-    try:
-        return dict(zarr.open_group(zarr.storage.LocalStore(path, read_only=True), mode="r").attrs)
-    except Exception:  # not a Zarr group, or unreadable metadata: not a caredask store
-        return {}
-
-
-def _is_caredask_store(path: Path) -> bool:
-    """True if ``path`` is a directory holding a caredask training data group."""
-    record = _store_attrs(path).get("caredask")
-    return isinstance(record, dict) and record.get("kind") == STORE_KIND
-
-
-def _stored_rows(arr: zarr.Array) -> np.ndarray:
-    """Which rows (chunks along the first axis) of ``arr`` are present in its store."""
-    from zarr.core.sync import sync
-
-    store, prefix = arr.store_path.store, arr.store_path.path
-
-    async def keys() -> set[str]:
-        return {k async for k in store.list_prefix(f"{prefix}/")}
-
-    present = sync(keys())
-    zeros = (0,) * (arr.ndim - 1)
-    return np.array(
-        [
-            f"{prefix}/{arr.metadata.encode_chunk_key((i, *zeros))}" in present
-            for i in range(arr.shape[0])
-        ],
-        dtype=bool,
-    )
-
-
-def _check_destination(path: Path, overwrite: bool) -> None:
-    """Refuse an existing ``path`` unless ``overwrite`` and it is a caredask store or empty."""
-    if not os.path.lexists(path):
-        return
-    if not overwrite:
-        raise InputError(
-            f"training data store {str(path)!r} already exists; pass overwrite=True to replace "
-            "it or choose another path"
-        )
-    empty_dir = path.is_dir() and not path.is_symlink() and not any(path.iterdir())
-    if not (empty_dir or (_is_caredask_store(path) and not path.is_symlink())):
-        raise InputError(
-            f"refusing to overwrite {str(path)!r}: it is not a caredask training data store "
-            "(nor an empty directory), so it may hold other data; remove it yourself or choose "
-            "another path"
-        )
-
-
-def recover_replacement(path: Path) -> None:
-    """Finish a replacement a crash interrupted between its two renames.
-
-    Replacing ``path`` renames the old store to ``.<name>.old-<id>`` and then the complete
-    ``<name>.partial`` to ``path``.  A crash in between leaves no ``path``: the complete new
-    store is moved in if it is there, else the old one is moved back; leftovers of a finished
-    replacement are removed.
-    """
-    olds = sorted(path.parent.glob(f".{path.name}.old-*")) if path.parent.is_dir() else []
-    if not olds:
-        return
-    partial = path.with_name(path.name + ".partial")
-    if not os.path.lexists(path):
-        if _is_caredask_store(partial) and _is_complete(partial):
-            os.replace(partial, path)
-        else:
-            os.replace(olds.pop(), path)
-    for old in olds:
-        if _is_caredask_store(old):
-            shutil.rmtree(old)
-
-
-def _is_complete(path: Path) -> bool:
-    return bool(_store_attrs(path).get("complete"))
-
-
-def _remove_stale_partial(partial: Path) -> None:
-    """Remove a leftover ``*.partial`` store of an interrupted run (only if it is ours)."""
-    if not os.path.lexists(partial):
-        return
-    if _is_caredask_store(partial) and not partial.is_symlink():
-        shutil.rmtree(partial)
-        return
-    raise InputError(
-        f"{str(partial)!r} exists and is not an interrupted caredask store; caredask needs this "
-        "name for its temporary store: remove it or choose another path"
-    )
 
 
 class TrainingDataWriter:
@@ -231,17 +114,17 @@ class TrainingDataWriter:
         self.axes = axes_check_and_normalize(axes)
         self._overwrite = overwrite
         self._check_shapes(x_shape, y_shape)
-        self._record: dict[str, Any] = _check_json({"kind": STORE_KIND, **(attrs or {})})
+        self._record: dict[str, Any] = check_json({"kind": STORE_KIND, **(attrs or {})})
         self._record.setdefault("caredask_version", __version__)
         recover_replacement(self.path)
-        _check_destination(self.path, overwrite)
+        check_destination(self.path, overwrite)
         self._closed = False
         self.resumed = False
         if job is not None:
-            self._record["job"] = _check_json(job)
+            self._record["job"] = check_json(job)
             self.resumed = resume and self._resume(job)
         if not self.resumed:
-            _remove_stale_partial(self.partial_path)
+            remove_stale_partial(self.partial_path)
             self.partial_path.parent.mkdir(parents=True, exist_ok=True)
             self._group = zarr.open_group(
                 self.partial_path,
@@ -254,7 +137,7 @@ class TrainingDataWriter:
 
     def _resume(self, job: dict[str, Any]) -> bool:
         """Reopen an interrupted ``.partial`` store of the same job; refuse another job's."""
-        if not (_is_caredask_store(self.partial_path) and not self.partial_path.is_symlink()):
+        if not (is_caredask_store(self.partial_path) and not self.partial_path.is_symlink()):
             return False
         group = zarr.open_group(self.partial_path, mode="r+", zarr_format=3)
         record = dict(group.attrs).get("caredask", {})
@@ -279,7 +162,7 @@ class TrainingDataWriter:
     def mark_done(self, index: int, record: dict[str, Any]) -> None:
         """Record that every row of image ``index`` is written (its record kept for resuming)."""
         progress = self._group.require_group("progress")
-        progress.create_group(str(int(index)), attributes=_check_json(record), overwrite=True)
+        progress.create_group(str(int(index)), attributes=check_json(record), overwrite=True)
 
     def done_records(self) -> dict[int, dict[str, Any]]:
         """Records of the images an interrupted run finished (see :meth:`mark_done`)."""
@@ -380,7 +263,7 @@ class TrainingDataWriter:
         """
         if self._closed:
             raise InputError(f"writer for {self.path} is closed; set attributes before close()")
-        self._record.update(_check_json(attrs))
+        self._record.update(check_json(attrs))
         self._record["kind"] = STORE_KIND
         self._group.attrs.put(self._attributes(complete=False))
 
@@ -392,7 +275,7 @@ class TrainingDataWriter:
             assert isinstance(arr, zarr.Array)
             if arr.nchunks_initialized == arr.nchunks:  # one chunk per row, all there
                 continue
-            done &= _stored_rows(arr)
+            done &= stored_rows(arr)
         return np.flatnonzero(~done)
 
     def close(self) -> None:
@@ -411,7 +294,7 @@ class TrainingDataWriter:
                 f"{missing.size} of {self.n_patches} patches were never written to {self.path} "
                 f"(first missing rows: {missing[:10].tolist()}); write every row before close()"
             )
-        _check_destination(self.path, self._overwrite)
+        check_destination(self.path, self._overwrite)
         if "progress" in self._group:
             del self._group["progress"]
         self._group.attrs.put(self._attributes(complete=True))
