@@ -198,3 +198,35 @@ def test_region_mask_equals_map_overlap_mask(seed, patch, grid):
             sl = tuple(slice(b[i], b[i + 1]) for b, i in zip(bounds, idx, strict=True))
             want[sl] = False
     assert np.array_equal(got.compute(), want)
+
+
+def test_a_task_fetches_each_shard_index_once(tmp_path):
+    """Reading many inner chunks of a shard in one task fetches the shard's index once."""
+    from zarr.abc.store import SuffixByteRequest
+    from zarr.storage import LocalStore, WrapperStore
+
+    from caredask.loaders.guarded import ZarrChunkReader
+    from caredask.sampling.extract import read_pieces
+
+    suffix_reads: list[str] = []
+
+    class Counting(WrapperStore):
+        async def get(self, key, prototype, byte_range=None):
+            if isinstance(byte_range, SuffixByteRequest):
+                suffix_reads.append(key)
+            return await super().get(key, prototype, byte_range)
+
+    data = np.arange(8 * 32 * 32, dtype=np.uint16).reshape(8, 32, 32)
+    zarr.create_array(tmp_path / "s.zarr", data=data, chunks=(4, 16, 16), shards=(8, 32, 32))
+    arr = zarr.open_array(Counting(LocalStore(tmp_path / "s.zarr")), mode="r")
+    reader = ZarrChunkReader(arr, "s.zarr")
+    cuts = [
+        tuple(slice(a, a + 2) for a in (z, y, x)) for z in (0, 4) for y in (0, 16) for x in (0, 16)
+    ]
+    pieces = read_pieces(reader, (4, 16, 16), (0, 0, 0), (8, 32, 32), cuts)
+    assert all(np.array_equal(p, data[c]) for p, c in zip(pieces, cuts, strict=True))
+    assert suffix_reads == ["c/0/0/0"]  # 8 inner chunks read, one index fetch
+    suffix_reads.clear()
+    for c in cuts:  # without the task's cache: one index fetch per inner chunk
+        reader[c]
+    assert len(suffix_reads) == 8

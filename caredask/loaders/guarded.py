@@ -16,12 +16,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import zarr
 
 from ..errors import CaredaskError, FormatError
 
 __all__ = ["GuardedReader", "ZarrChunkReader", "region_of"]
 
 _MAX_PROBES = 256  # chunks of one failed block read one by one to find the damaged one
+
+INDEX_CACHE_BYTES = 8 * 2**20
+"""Byte ranges one extraction task keeps (shard indexes are 16 bytes per inner chunk)."""
 
 
 def region_of(key: Any, shape: tuple[int, ...]) -> list[tuple[int, int]]:
@@ -78,6 +82,29 @@ class ZarrChunkReader:
             raise
         except Exception as e:
             raise self._damaged(key, e) from e
+
+    def for_many_reads(self) -> ZarrChunkReader:
+        """This array for one task that reads many inner chunks of the same shards.
+
+        zarr-python fetches a shard's index again for every read of one of its inner chunks;
+        the returned reader goes through zarr's in-memory byte-range cache (``CacheStore``,
+        up to :data:`INDEX_CACHE_BYTES`, dropped with the reader), so a task fetches each
+        index once.  Unsharded arrays, and arrays read by the ``zarrs`` pipeline (which reads
+        the files itself), are returned as they are.
+        """
+        if getattr(self.array, "shards", None) is None:
+            return self
+        from zarr.experimental.cache_store import CacheStore
+        from zarr.storage import MemoryStore
+
+        from .codecs import DEFAULT_PIPELINE, codec_pipeline_name
+
+        if codec_pipeline_name(self.array) != DEFAULT_PIPELINE.rsplit(".", 1)[1]:
+            return self
+        store = CacheStore(self.array.store, cache_store=MemoryStore(), max_size=INDEX_CACHE_BYTES)
+        with zarr.config.set({"codec_pipeline.path": DEFAULT_PIPELINE}):
+            arr = zarr.open_array(store, path=self.array.path, mode="r")
+        return ZarrChunkReader(arr, self.where)
 
     def _unit(self) -> tuple[int, ...]:
         shards = getattr(self.array, "shards", None)

@@ -78,6 +78,8 @@ def read_pieces(
     The chunk buffer is allocated but only touched cells are written (and so paged in).
     """
     buf = np.empty(tuple(shape), dtype=reader.dtype)
+    many = getattr(reader, "for_many_reads", None)  # e.g. each shard index fetched once
+    reader = many() if many is not None else reader
     for cell in touched_cells(local, origin, grid):
         glob = tuple(
             slice(max(c * g, o), min((c + 1) * g, o + n))
