@@ -52,6 +52,7 @@ from zarr.core.buffer import Buffer, BufferPrototype
 import caredask
 from caredask.loaders import open_images, reader_to_dask
 from caredask.loaders.codecs import use_zarrs, zarrs_available
+from caredask.loaders.guarded import ZarrChunkReader
 from caredask.writers.convert import convert_to_zarr
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -212,10 +213,12 @@ def extraction(store: Path, link: Path, n: int) -> dict[str, Any]:
     """
     (x, cx), (y, cy) = _counting_array(_array_path(store)), _counting_array(_array_path(link))
     unit = tuple(x.shards or x.chunks)
-    # As the Zarr loader wraps arrays (reader_to_dask registers the reader and its read grid,
-    # which extraction uses to read only the touched inner chunks), with counting stores.
-    xd = reader_to_dask(cast(Any, x), unit, (str(store), "counting"), prefix="read-zarr")
-    yd = reader_to_dask(cast(Any, y), unit, (str(link), "counting"), prefix="read-zarr")
+    # As the Zarr loader wraps arrays (a ZarrChunkReader, registered by reader_to_dask with
+    # its read grid, which extraction uses to read only the touched inner chunks, fetching
+    # each shard index once per task), with counting stores.
+    rx, ry = ZarrChunkReader(x, str(store)), ZarrChunkReader(y, str(link))
+    xd = reader_to_dask(cast(Any, rx), unit, (str(store), "counting"), prefix="read-zarr")
+    yd = reader_to_dask(cast(Any, ry), unit, (str(link), "counting"), prefix="read-zarr")
     raw = caredask.RawData.from_sources([xd], [yd], axes="ZYX")
     cx.reset(), cy.reset()
     t0 = time.perf_counter()
