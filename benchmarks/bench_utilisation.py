@@ -226,15 +226,14 @@ def slice_child(case: str, n: int, out: str) -> dict[str, Any]:
             res["threads"] = sum(client.nthreads().values())
             limits = [w["memory_limit"] for w in client.scheduler_info()["workers"].values()]
             res["memory_limit"] = sum(limits)
-        if client is None:
-            # The threaded run gives the model its task structure: use the work blocks a
-            # cluster uses (the threaded scheduler's default keeps the store's read unit).
-            # The modelled workers (8 GiB, 2 threads) and the LocalClusters here get the
-            # largest block, MAX_WORK_BLOCK.
-            import caredask.sampling.create as create
-            from caredask.sampling.schedule import MAX_WORK_BLOCK
+        # The model is of 64 workers x 2 threads: every run of the slice (the threaded one
+        # that gives the model its task structure, and the LocalClusters that check it) uses
+        # the work blocks of such a cluster, MAX_WORK_BLOCK (a 2-thread cluster would keep
+        # the store's read unit).
+        import caredask.sampling.create as create
+        from caredask.sampling.schedule import MAX_WORK_BLOCK
 
-            create.work_block_bytes = lambda client=None: MAX_WORK_BLOCK  # type: ignore[assignment]
+        create.work_block_bytes = lambda client=None: MAX_WORK_BLOCK  # type: ignore[assignment]
         rec = Recorder(local=client is None)
         rec.install()
         raw = virtual_pairs(n, SHAPE, CHUNKS)

@@ -302,15 +302,13 @@ def test_work_blocks_follow_the_workers_memory():
             return {"workers": dict(enumerate(self.workers))}
 
     gib = 2**30
+    many = [{"memory_limit": 8 * gib, "nthreads": 2}] * 64  # 128 threads
     assert work_block_bytes(None) == 0
-    assert work_block_bytes(FakeClient([{"memory_limit": 8 * gib, "nthreads": 2}])) == 2**28
-    assert (
-        work_block_bytes(
-            FakeClient([{"memory_limit": gib, "nthreads": 1}, {"memory_limit": 8 * gib}])
-        )
-        == 2**26
-    )
-    assert work_block_bytes(FakeClient([{"memory_limit": 0, "nthreads": 4}])) == 2**26
+    assert work_block_bytes(FakeClient(many)) == 2**28
+    assert work_block_bytes(FakeClient(many[:8])) == 2**25  # 16 threads: 32 MiB
+    small = [{"memory_limit": gib, "nthreads": 1}, *many]
+    assert work_block_bytes(FakeClient(small)) == 2**26  # the smallest worker's memory
+    assert work_block_bytes(FakeClient([{"memory_limit": 0, "nthreads": 128}])) == 2**26
 
 
 def test_grown_block_doubles_the_shortest_axis_within_the_size():
@@ -354,7 +352,7 @@ def test_work_blocks_cut_tasks_not_the_result(tmp_path, monkeypatch, cluster):
         return RawData.from_sources(paths["low"], paths["GT"], axes="ZYX")
 
     ref = caredask.generate_training_data(src(), PATCH, K, seed=2)
-    monkeypatch.setattr(schedule, "MAX_WORK_BLOCK", 8 * 2 * 16 * 16 * 2)
+    monkeypatch.setattr(schedule, "MAX_WORK_BLOCK", 8 * 2 * 16 * 16 * 2)  # 8 chunks
     blocks = []
     real = items_mod.coarsen
 

@@ -94,31 +94,37 @@ def distributed_client() -> Any:
 
 
 MAX_WORK_BLOCK = 256 * 2**20
-"""Largest work block on ``distributed`` (its central scheduler spends milliseconds per task)."""
+"""Largest work block on ``distributed``."""
 
 WORK_BLOCK_SHARE = 16
 """A work block may take 1/16 of a worker thread's memory (its tasks hold a few copies)."""
+
+WORK_BLOCK_PER_THREAD = 2 * 2**20
+"""Work block bytes per thread of the cluster (what keeps a central scheduler ahead)."""
 
 
 def work_block_bytes(client: Any = None) -> int:
     """Bytes a work block may grow to from the loader's read unit (0: keep the read unit).
 
-    dask's threaded scheduler costs well under a millisecond per task, so locally blocks stay
-    the store's read unit (finest mask skipping, most parallelism).  A ``distributed``
-    scheduler costs a few milliseconds of its CPU per task, so there blocks grow to 1/16 of
-    the smallest worker's memory per thread (1 GiB per thread assumed when workers have no
-    limit), at most 256 MiB: 8 GiB workers of 2 threads read 256 MiB blocks, 16 times fewer
-    tasks than 16 MiB chunks.
+    A ``distributed`` scheduler hands out one task per millisecond or so of its CPU: with T
+    threads, tasks must last well over T milliseconds to keep every thread busy, so blocks
+    grow with the cluster, 2 MiB per thread (128 threads: 256 MiB blocks, 16 times fewer
+    tasks than 16 MiB chunks), within 1/16 of the smallest worker's memory per thread
+    (1 GiB per thread assumed when workers have no limit) and at most 256 MiB.  Small
+    clusters and dask's local schedulers (well under a millisecond per task) keep the
+    store's read unit: finest mask skipping and the most parallelism.
     """
     if client is None:
         return 0
-    workers = client.scheduler_info(n_workers=-1).get("workers", {}).values()
+    workers = list(client.scheduler_info(n_workers=-1).get("workers", {}).values())
+    threads = sum(max(1, int(w.get("nthreads") or 1)) for w in workers)
     per_thread = [
         int(w["memory_limit"]) // max(1, int(w.get("nthreads") or 1))
         for w in workers
         if w.get("memory_limit")
     ]
-    return int(min(MAX_WORK_BLOCK, (min(per_thread) if per_thread else 2**30) // WORK_BLOCK_SHARE))
+    memory = (min(per_thread) if per_thread else 2**30) // WORK_BLOCK_SHARE
+    return int(min(MAX_WORK_BLOCK, memory, threads * WORK_BLOCK_PER_THREAD))
 
 
 def cluster_threads(client: Any = None) -> int:
