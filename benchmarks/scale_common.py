@@ -202,13 +202,16 @@ def start_cluster(spec: str, memory_limit: str | None = None) -> Any:
     from distributed import Client, LocalCluster
 
     kw: dict[str, Any] = {} if memory_limit is None else {"memory_limit": memory_limit}
-    cluster = LocalCluster(
-        n_workers=shape[0],
-        threads_per_worker=shape[1],
-        processes=True,
-        dashboard_address=":0",
-        **kw,
-    )
+    from caredask.sampling.schedule import worker_environment
+
+    with worker_environment():  # as `caredask --workers N` starts its LocalCluster
+        cluster = LocalCluster(
+            n_workers=shape[0],
+            threads_per_worker=shape[1],
+            processes=True,
+            dashboard_address=":0",
+            **kw,
+        )
     return Client(cluster)
 
 

@@ -376,3 +376,22 @@ def test_work_blocks_cut_tasks_not_the_result(tmp_path, monkeypatch, cluster):
         assert blocks and all(n_out * 8 == n_in for n_in, n_out in blocks), blocks
     else:
         assert not blocks  # the threaded scheduler keeps the store's read unit
+
+
+def test_worker_processes_get_caredask_malloc_settings():
+    import distributed
+
+    from caredask.sampling.schedule import WORKER_MALLOC_ENV, worker_environment
+
+    before = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
+    with worker_environment():
+        env = dask.config.get("distributed.nanny.pre-spawn-environ")
+        assert {k: env[k] for k in WORKER_MALLOC_ENV} == WORKER_MALLOC_ENV
+        assert set(before) <= set(env)  # dask's other settings kept
+        cluster = distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+    with cluster, distributed.Client(cluster) as client:
+        got = client.run(lambda: {k: os.environ.get(k) for k in WORKER_MALLOC_ENV})
+    assert list(got.values()) == [WORKER_MALLOC_ENV]
+    assert dask.config.get("distributed.nanny.pre-spawn-environ") == before

@@ -236,10 +236,13 @@ def connect(
         if address is None and scheduler_file is None:
             from distributed import LocalCluster
 
+            from ..sampling.schedule import worker_environment
+
             print(f"caredask: starting a LocalCluster of {workers} worker(s)", file=sys.stderr)
-            cluster = stack.enter_context(
-                LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0")
-            )
+            with worker_environment():
+                cluster = stack.enter_context(
+                    LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0")
+                )
             address, origin = cluster.scheduler_address, " (LocalCluster)"
         elif scheduler_file is not None:
             address = _address_from_file(Path(scheduler_file), timeout)
