@@ -128,7 +128,7 @@ def case_params(name: str, scale: float, seed: int) -> dict[str, Any]:
 
 
 def _generator_hash() -> str:
-    src = (ROOT / "caredask" / "synthetic.py").read_bytes()
+    src = (ROOT / "caredask" / "dataset" / "synthetic.py").read_bytes()
     return hashlib.sha256(src).hexdigest()[:16]
 
 
