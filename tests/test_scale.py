@@ -305,7 +305,9 @@ def test_work_blocks_follow_the_workers_memory():
     many = [{"memory_limit": 8 * gib, "nthreads": 2}] * 64  # 128 threads
     assert work_block_bytes(None) == 0
     assert work_block_bytes(FakeClient(many)) == 2**28
-    assert work_block_bytes(FakeClient(many[:8])) == 2**25  # 16 threads: 32 MiB
+    assert work_block_bytes(FakeClient(many[:16])) == 2**26  # 32 threads: 64 MiB
+    assert work_block_bytes(FakeClient(many[:2])) == 2**26  # at least 64 MiB
+    assert work_block_bytes(FakeClient(many[:48])) == 3 * 2**26  # 96 threads: 192 MiB
     small = [{"memory_limit": gib, "nthreads": 1}, *many]
     assert work_block_bytes(FakeClient(small)) == 2**26  # the smallest worker's memory
     assert work_block_bytes(FakeClient([{"memory_limit": 0, "nthreads": 128}])) == 2**26

@@ -104,6 +104,9 @@ WORK_BLOCK_SHARE = 16
 WORK_BLOCK_PER_THREAD = 2 * 2**20
 """Work block bytes per thread of the cluster (what keeps a central scheduler ahead)."""
 
+MIN_WORK_BLOCK = 64 * 2**20
+"""Smallest work block on ``distributed``: each task also costs its worker a millisecond or two."""
+
 
 def work_block_bytes(client: Any = None) -> int:
     """Bytes a work block may grow to from the loader's read unit (0: keep the read unit).
@@ -111,10 +114,11 @@ def work_block_bytes(client: Any = None) -> int:
     A ``distributed`` scheduler hands out one task per millisecond or so of its CPU: with T
     threads, tasks must last well over T milliseconds to keep every thread busy, so blocks
     grow with the cluster, 2 MiB per thread (128 threads: 256 MiB blocks, 16 times fewer
-    tasks than 16 MiB chunks), within 1/16 of the smallest worker's memory per thread
-    (1 GiB per thread assumed when workers have no limit) and at most 256 MiB.  Small
-    clusters and dask's local schedulers (well under a millisecond per task) keep the
-    store's read unit: finest mask skipping and the most parallelism.
+    tasks than 16 MiB chunks), and are at least 64 MiB (a worker also spends a millisecond
+    or two on each task), within 1/16 of the smallest worker's memory per thread (1 GiB per
+    thread assumed when workers have no limit) and at most 256 MiB.  dask's local
+    schedulers (well under a millisecond per task) keep the store's read unit: finest mask
+    skipping and the most parallelism.
     """
     if client is None:
         return 0
@@ -126,7 +130,8 @@ def work_block_bytes(client: Any = None) -> int:
         if w.get("memory_limit")
     ]
     memory = (min(per_thread) if per_thread else 2**30) // WORK_BLOCK_SHARE
-    return int(min(MAX_WORK_BLOCK, memory, threads * WORK_BLOCK_PER_THREAD))
+    wanted = max(MIN_WORK_BLOCK, threads * WORK_BLOCK_PER_THREAD)
+    return int(min(MAX_WORK_BLOCK, memory, wanted))
 
 
 WORKER_MALLOC_ENV = {
