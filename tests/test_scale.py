@@ -380,12 +380,14 @@ def test_work_blocks_cut_tasks_not_the_result(tmp_path, monkeypatch, cluster):
         assert not blocks  # the threaded scheduler keeps the store's read unit
 
 
-def test_worker_processes_get_caredask_malloc_settings():
+def test_worker_processes_get_caredask_malloc_settings(monkeypatch):
     import distributed
 
     from caredask.sampling.schedule import WORKER_MALLOC_ENV, worker_environment
 
     before = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
+    # an earlier cluster's nanny leaves distributed's own value in this process's environment
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
     with worker_environment():
         env = dask.config.get("distributed.nanny.pre-spawn-environ")
         assert {k: env[k] for k in WORKER_MALLOC_ENV} == WORKER_MALLOC_ENV
@@ -397,3 +399,4 @@ def test_worker_processes_get_caredask_malloc_settings():
         got = client.run(lambda: {k: os.environ.get(k) for k in WORKER_MALLOC_ENV})
     assert list(got.values()) == [WORKER_MALLOC_ENV]
     assert dask.config.get("distributed.nanny.pre-spawn-environ") == before
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"  # restored

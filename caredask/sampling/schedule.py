@@ -159,8 +159,20 @@ def worker_environment() -> Iterator[None]:
     """
     env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
     env.update(WORKER_MALLOC_ENV)
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
-        yield
+    # distributed lets this process's environment override the configuration, and its
+    # nannies copy their settings into it (so an earlier cluster's 65536 would win): set
+    # both for the block (glibc reads them at process start, this process is unaffected).
+    saved = {k: os.environ.get(k) for k in WORKER_MALLOC_ENV}
+    os.environ.update(WORKER_MALLOC_ENV)
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
+            yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def cluster_threads(client: Any = None) -> int:
