@@ -312,3 +312,22 @@ def test_dask_array_of_image_is_a_plain_dask_array(tmp_path: Path) -> None:
     zarr.create_array(tmp_path / "a.zarr", data=_rand((8, 8)))
     (im,) = open_images(str(tmp_path / "a.zarr"), axes="YX")
     assert isinstance(im.data, da.Array) and im.data.dtype == np.uint16
+
+
+def test_a_folder_of_zarr_stores_is_a_source(tmp_path):
+    """One image per store of the folder, in natural order; other sub-folders skipped."""
+    import caredask
+    from caredask.csbdeep import RawData
+    from caredask.loaders import open_images
+
+    rng = np.random.default_rng(0)
+    for kind in ("low", "GT"):
+        for i in (10, 2):
+            a = rng.integers(0, 1000, (8, 32, 32)).astype(np.uint16)
+            zarr.create_array(tmp_path / kind / f"im{i}.zarr", data=a, chunks=(4, 16, 16))
+        (tmp_path / kind / "notes").mkdir()
+    images = open_images(tmp_path / "low", axes="ZYX")
+    assert [im.name for im in images] == ["im2.zarr", "im10.zarr"]
+    raw = RawData.from_sources(tmp_path / "low", tmp_path / "GT", axes="ZYX")
+    X, _, _ = caredask.generate_training_data(raw, (4, 16, 16), 4, seed=0)
+    assert X.shape == (8, 1, 4, 16, 16)

@@ -78,8 +78,10 @@ def _is_pathlike(x: Any) -> bool:
 
 
 def _open_folder(folder: Path, axes: str | None, **options: Any) -> list[LazyImage]:
-    """Every readable file of a folder, in natural order (dotfiles and sub-folders skipped)."""
-    readable = list_folder(folder, lambda f: any(lo.probe(f, options) for lo in _LOADERS))
+    """Every readable file and Zarr store of a folder, in natural order (dotfiles and other
+    sub-folders skipped)."""
+    take = lambda f: any(lo.probe(f, options) for lo in _LOADERS)  # noqa: E731
+    readable = list_folder(folder, take, stores=True)
     if not readable:
         raise SourceNotFoundError(
             f"{folder}: no image files caredask can read (TIFF, Zarr, CZI, ...); check the folder"
