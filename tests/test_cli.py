@@ -102,6 +102,19 @@ def test_inspect(data, capsys):
     assert "img_000.tif" in out and "axes: ZYX" in out and "uint16" in out and "chunks" in out
 
 
+def test_inspect_a_training_store(data, tmp_path, capsys):
+    out = tmp_path / "t.zarr"
+    args = ["patches", str(data), "--axes", "ZYX", "--patch-size", "4", "16", "16", "-k", "3"]
+    assert main([*args, "-o", str(out), "--seed", "1", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["inspect", str(out), "--stats"]) == 0
+    text = capsys.readouterr().out
+    assert "(caredask training data, 6 patches)" in text
+    assert "X: (6, 1, 4, 16, 16) float32" in text and "axes: SCZYX" in text
+    assert "from 2 images (image axes ZYX), patch size (4, 16, 16), 3 per image, seed 1" in text
+    assert "stats X: min" in text and "stats Y: min" in text
+
+
 def test_errors(tmp_path, capsys):
     assert (
         main(

@@ -7,7 +7,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import zarr
+
 from ..errors import CaredaskError
+from ..writers.store_files import is_caredask_store
 from .common import (
     HelpFormatter,
     add_axes_option,
@@ -26,8 +29,10 @@ DESCRIPTION = """\
 Show what caredask sees in each path: every image with its name, source, shape, axes, dtype,
 dask chunks and size on disk, and what the format says beyond pixels (reader, pixel sizes,
 channel names); with --stats also its exact minimum, percentiles and maximum
-(this reads all pixels). Reads metadata only otherwise. Every path is reported: a path that
-fails gets its own error line and the others still print; the exit status is 2 if any failed.
+(this reads all pixels). A caredask training data store (.zarr) is shown as one: its X and Y,
+the images, patch size and seed it was made with. Reads metadata only otherwise. Every path
+is reported: a path that fails gets its own error line and the others still print; the exit
+status is 2 if any failed.
 """
 
 
@@ -136,11 +141,33 @@ def _show(r: dict[str, Any], stats: Sequence[float] | None) -> None:
         print(f"  stats:  {_stats(r['data'], stats)}", flush=True)
 
 
+def _show_store(path: str, stats: Sequence[float] | None) -> None:
+    """``inspect`` of a caredask training data store: its arrays and where they came from."""
+    from ..writers.store import TrainingStore
+
+    store = TrainingStore(path)
+    rec = store.provenance
+    axes = dict(zarr.open_group(path, mode="r").attrs).get("axes", "?")
+    print(
+        f"{path} (caredask training data, {len(store)} patches)\n"
+        f"  X: {store.X.shape} {store.X.dtype}  Y: {store.Y.shape} {store.Y.dtype}  axes: {axes}"
+        f"\n  from {len(rec.get('sources', []))} images (image axes {rec.get('axes')}), patch "
+        f"size {tuple(rec.get('patch_size', ()))}, {rec.get('n_patches_per_image')} per image, "
+        f"seed {rec.get('seed')!r}\n  on disk: {_on_disk(path)}"
+    )
+    if stats is not None:
+        for name, data in (("X", store.X), ("Y", store.Y)):
+            print(f"  stats {name}: {_stats(data, stats)}", flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     """Handler of ``caredask inspect``: every path, each failure on its own line."""
     failed = 0
     for path in args.path:
         try:
+            if is_caredask_store(Path(path)):
+                _show_store(path, args.stats_percentiles if args.stats else None)
+                continue
             for r in describe([path], args.axes, **reader_options(args)):
                 _show(r, args.stats_percentiles if args.stats else None)
         except (CaredaskError, OSError) as e:
