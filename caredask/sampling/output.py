@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..writers.npz import save_training_data
+from ..writers.paths import is_zarr_output
 from .items import Checker, PatchJob
 from .planning import Plan
 from .sinks import MemorySink, ZarrSink
@@ -23,7 +24,8 @@ __all__ = ["finish_output", "is_zarr_save", "open_sink", "out_shape", "output_ax
 
 
 def is_zarr_save(save_file: Any) -> bool:
-    return save_file is not None and str(save_file).rstrip("/").endswith(".zarr")
+    """Whether the job writes a ``.zarr`` store (no file, or an ``.npz`` file, otherwise)."""
+    return save_file is not None and is_zarr_output(save_file)
 
 
 def open_sink(

@@ -154,15 +154,6 @@ def batches(items: Iterator[Item], job: PatchJob) -> Iterator[list[Item]]:
         yield batch
 
 
-def _estimate(items: list[Item], k: int) -> int:
-    """Chunk tasks of the whole job: two statistics and one mask pass, extraction."""
-    n = 0
-    for it in items:
-        parts = it.x.npartitions + it.y.npartitions
-        n += 2 * parts + min(2 * k, parts)
-    return n
-
-
 def _run_lazy(items: Iterator[Item], job: PatchJob, check: Checker, sink: Any, mon: Monitor) -> int:
     client, progress = mon.client, mon.progress
     budget = resolve_budget(job.memory_budget, client)

@@ -62,8 +62,7 @@ def resolve_budget(budget: int | str | None, client: Any = None) -> int:
     """
     if budget is None or budget == "auto":
         if client is not None:
-            info = client.scheduler_info(n_workers=-1).get("workers", {})
-            limits = [int(w.get("memory_limit") or 0) for w in info.values()]
+            limits = [int(w.get("memory_limit") or 0) for w in _workers(client)]
             if limits and all(limits):
                 return max(sum(limits) // 2, 2**28)
         return min(LOCAL_DEFAULT, _total_memory() // 4)
@@ -79,10 +78,13 @@ def resolve_budget(budget: int | str | None, client: Any = None) -> int:
     return int(value)
 
 
+def _workers(client: Any) -> list[dict[str, Any]]:
+    """What the scheduler knows of each worker (``nthreads``, ``memory_limit``, ...)."""
+    return list(client.scheduler_info(n_workers=-1).get("workers", {}).values())
+
+
 def distributed_client() -> Any:
     """The default ``distributed`` client if dask's scheduler is one, else None."""
-    import dask
-
     try:
         from distributed import default_client
     except ImportError:  # pragma: no cover - distributed is a dependency
@@ -122,7 +124,7 @@ def work_block_bytes(client: Any = None) -> int:
     """
     if client is None:
         return 0
-    workers = list(client.scheduler_info(n_workers=-1).get("workers", {}).values())
+    workers = _workers(client)
     threads = sum(max(1, int(w.get("nthreads") or 1)) for w in workers)
     per_thread = [
         int(w["memory_limit"]) // max(1, int(w.get("nthreads") or 1))
