@@ -30,19 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, SourceNotFoundError
+from ..sampling.schedule import LOCAL_SCHEDULERS
 
 __all__ = ["COMM_SCHEMES", "LOCAL_SCHEDULERS", "add_cluster_options", "connect", "parse_address"]
-
-LOCAL_SCHEDULERS = {
-    "threads": "threads",
-    "threading": "threads",
-    "processes": "processes",
-    "multiprocessing": "processes",
-    "synchronous": "synchronous",
-    "sync": "synchronous",
-    "single-threaded": "synchronous",
-}
-"""Names of dask's local schedulers (and dask's aliases) -> the name caredask uses."""
 
 COMM_SCHEMES = ("tcp", "tls", "ucx", "ws", "wss", "inproc")
 """Address schemes of ``distributed``'s comm layer."""
@@ -115,7 +105,11 @@ def parse_address(value: str) -> str:
 
 
 def _check_combination(
-    scheduler: str | None, scheduler_file: str | None, workers: int | None, timeout: float
+    scheduler: str | None,
+    scheduler_file: str | None,
+    workers: int | None,
+    timeout: float,
+    local: str | None,
 ) -> None:
     if scheduler is not None and scheduler_file is not None:
         raise InputError(
@@ -128,7 +122,6 @@ def _check_combination(
         return
     if workers < 1:
         raise InputError(f"--workers {workers}: give a positive number of workers")
-    local = LOCAL_SCHEDULERS.get(scheduler or "")
     if scheduler_file is not None or (scheduler is not None and local is None):
         raise InputError(
             f"--workers {workers} starts a LocalCluster, but the job goes to an existing "
@@ -222,8 +215,8 @@ def connect(
     """
     import dask
 
-    _check_combination(scheduler, scheduler_file, workers, timeout)
     local = LOCAL_SCHEDULERS.get((scheduler or "").lower())
+    _check_combination(scheduler, scheduler_file, workers, timeout, local)
     address = None if scheduler is None or local else parse_address(scheduler)
     with contextlib.ExitStack() as stack:
         if local is not None or (scheduler is None and scheduler_file is None and not workers):

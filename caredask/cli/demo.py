@@ -32,7 +32,6 @@ def add_parser(sub: Any) -> None:
         "--output",
         "-o",
         "--out",
-        dest="out",
         default="caredask-demo",
         metavar="DIR",
         help="folder for the demo's data and training data",
@@ -44,7 +43,7 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Handler of ``caredask demo``."""
     with connect(args.scheduler, args.scheduler_file, args.workers, args.timeout):
-        run_demo(Path(args.out))
+        run_demo(Path(args.output))
     return 0
 
 

@@ -69,14 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _output_of(args: argparse.Namespace) -> str | None:
-    return getattr(args, "output", None) or getattr(args, "out", None)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``caredask`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
-    output = _output_of(args)
+    output = getattr(args, "output", None)
     before = mtime_of(output)
     try:
         with zarrs_switch(args):

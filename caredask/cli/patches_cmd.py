@@ -211,15 +211,23 @@ def _add_data_problems(p: Any) -> None:
 
 
 def _normalization(args: argparse.Namespace) -> Any:
-    from ..statistics.normalize import PercentileNormalization, sample_percentiles
+    """csbdeep's percentile normalisation from the options (one rule with recorded recipes)."""
+    from ..dataset.recipe import make_normalization
 
     if args.no_normalization:
         return None
-    if args.percentiles is not None:
-        return PercentileNormalization(tuple(args.percentiles), args.relu_last)
-    return PercentileNormalization(
-        sample_percentiles(tuple(args.pmin), tuple(args.pmax)), args.relu_last
-    )
+    spec = {
+        "mode": "percentile",
+        "pmin": args.pmin,
+        "pmax": args.pmax,
+        "percentiles": args.percentiles,
+        "relu_last": args.relu_last,
+    }
+    return make_normalization(spec, stats=_no_dataset_statistics)
+
+
+def _no_dataset_statistics() -> Any:
+    raise AssertionError("percentile normalisation takes no dataset statistics")
 
 
 def _check(args: argparse.Namespace) -> Path:
@@ -331,9 +339,9 @@ def run(args: argparse.Namespace) -> int:
             summary=done,
         )
         seconds = time.perf_counter() - t0
-        for name in done.get("skipped", []):
+        for name in done["skipped"]:
             print(f"skipped (no foreground): {name}", file=sys.stderr)
-        n_images = int(done.get("images", int(X.shape[0]) // int(args.n_patches_per_image)))
+        n_images = int(done["images"])
         print_summary(out, X, Y, axes, n_images, seconds, _provenance(out, raw))
         if done.get("resumed"):
             print(f"  resumed: {done['resumed']} images were taken over from an interrupted run")

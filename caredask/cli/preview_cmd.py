@@ -114,16 +114,14 @@ def patches_preview(args: argparse.Namespace, out: Path, sources: list[str]) -> 
 
     if args.source is not None:
         target: Any = one(args.target)
-        axes = args.axes
     else:
         target = [str(Path(args.basepath) / args.target_dir / Path(s).name) for s in sources]
-        axes = args.axes
     masks = mask_kwargs(args)
     path, _ = preview_store(
         out,
         args.preview,
         target=target,
-        axes=axes,
+        axes=args.axes,
         overwrite=args.overwrite,
         mask_options=masks or None,
     )

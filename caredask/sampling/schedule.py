@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "InFlight",
+    "LOCAL_SCHEDULERS",
     "batch_cost",
     "cluster_threads",
     "distributed_client",
@@ -271,16 +272,19 @@ def max_batches(client: Any, threads: int) -> int:
     return 2 if client is None else max(2, threads)
 
 
-_LOCAL = {
-    None: "threads",
+LOCAL_SCHEDULERS = {
     "threads": "threads",
     "threading": "threads",
     "processes": "processes",
     "multiprocessing": "processes",
-    "sync": "sync",
-    "synchronous": "sync",
-    "single-threaded": "sync",
+    "synchronous": "synchronous",
+    "sync": "synchronous",
+    "single-threaded": "synchronous",
 }
+"""Names of dask's local schedulers (and dask's aliases) -> the name caredask uses."""
+
+_LOCAL: dict[str | None, str] = {None: "threads"}
+_LOCAL.update(LOCAL_SCHEDULERS)
 
 
 @contextlib.contextmanager
@@ -298,7 +302,7 @@ def job_scheduler(client: Any, threads: int, callbacks: Sequence[Any]) -> Iterat
         yield False
         return
     cbs = list(callbacks)
-    if kind == "sync":
+    if kind == "synchronous":
         with dask.config.set(scheduler=partial(dask.local.get_sync, callbacks=cbs)):
             yield True
     elif kind == "processes":
