@@ -141,9 +141,12 @@ class Index:
         """The records that failed screening, each with its reason."""
         return [r for r in self.records if not r.ok]
 
-    def for_unit(self, path: str) -> list[ImageRecord]:
-        """The records of one unit (absolute path)."""
-        return [r for r in self.records if r.path == path]
+    def by_unit(self) -> dict[str, list[ImageRecord]]:
+        """The records grouped by unit (absolute path), in index order."""
+        out: dict[str, list[ImageRecord]] = {}
+        for r in self.records:
+            out.setdefault(r.path, []).append(r)
+        return out
 
     def to_json(self) -> dict[str, Any]:
         """The index file's content."""
@@ -244,10 +247,7 @@ def _previous(index_path: Path | None) -> tuple[dict[str, list[ImageRecord]], di
     if index_path is None or not index_path.exists():
         return {}, {}
     prev = Index.load(index_path)
-    by_unit: dict[str, list[ImageRecord]] = {}
-    for r in prev.records:
-        by_unit.setdefault(r.path, []).append(r)
-    return by_unit, prev.params
+    return prev.by_unit(), prev.params
 
 
 def _index_units(

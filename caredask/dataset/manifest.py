@@ -41,7 +41,7 @@ from .recipe import (
     manifest_inputs,
     mask_spec,
     normalization_spec,
-    open_entry,
+    open_entries,
     open_mask_list,
     training_digest,
     training_raw_data,
@@ -138,8 +138,8 @@ def _training_images(
     pairs: list[Pair], axes: str | None, options: dict[str, Any], percentiles: Sequence[float]
 ) -> tuple[list[LazyImage], list[LazyImage], tuple[StreamStatistics, StreamStatistics]]:
     """The training pairs' images, opened, and their dataset statistics (source, target)."""
-    xs = [open_entry(record_entry(s), axes, options) for _, s, _ in pairs]
-    ys = [open_entry(record_entry(t), axes, options) for _, _, t in pairs]
+    xs = open_entries([record_entry(s) for _, s, _ in pairs], axes, options)
+    ys = open_entries([record_entry(t) for _, _, t in pairs], axes, options)
     src_st, tgt_st = dataset_statistics(
         [[x.data for x in xs], [y.data for y in ys]],
         [[x.axes for x in xs], [y.axes for y in ys]],

@@ -35,8 +35,9 @@ def record_entry(rec: ImageRecord) -> dict[str, Any]:
 def keyed_records(units: list[Unit], index: Index) -> dict[str, ImageRecord]:
     """The records of some units by key: the relative path (``rel#k`` for several images)."""
     out: dict[str, ImageRecord] = {}
+    groups = index.by_unit()
     for u in units:
-        recs = index.for_unit(u.path)
+        recs = groups.get(u.path, [])
         for r in recs:
             out[u.rel if len(recs) == 1 else f"{u.rel}#{r.image}"] = r
     return out

@@ -3,7 +3,7 @@
 A manifest records normalisation, patch filter and pixel masks as JSON specs;
 :func:`normalization_spec` / :func:`mask_spec` make a spec from what the user passed,
 :func:`make_normalization` / :func:`make_filter` / :func:`open_mask_list` make the objects
-again, :func:`open_entry` / :func:`training_raw_data` open the recorded images, and
+again, :func:`open_entries` / :func:`training_raw_data` open the recorded images, and
 :func:`training_digest` fingerprints the training data they make.
 """
 
@@ -24,6 +24,7 @@ from .. import __version__
 from ..errors import InputError
 from ..loaders import LazyImage, open_images
 from ..loaders.discover import is_uri
+from ..loaders.pairing import image_where
 from ..masks.filters import no_background_patches
 from ..rawdata import RawData, open_masks
 from ..statistics.normalize import PercentileNormalization, sample_percentiles
@@ -43,7 +44,7 @@ __all__ = [
     "manifest_inputs",
     "mask_spec",
     "normalization_spec",
-    "open_entry",
+    "open_entries",
     "open_mask_list",
     "training_digest",
     "training_raw_data",
@@ -62,10 +63,18 @@ NORMALIZATIONS: dict[str, dict[str, Any]] = {
 DEFAULT_FILTER = {"kind": "no_background_patches", "threshold": 0.4, "percentile": 99.9}
 
 
-def open_entry(e: dict[str, Any], axes: str | None, options: dict[str, Any]) -> LazyImage:
-    """Open the image a manifest entry (:func:`~caredask.dataset.pairing.record_entry`) names."""
-    images = open_images(e["path"], axes, **options)
-    return images[int(e["image"] or 0)]
+def open_entries(
+    entries: Sequence[dict[str, Any]], axes: str | None, options: dict[str, Any]
+) -> list[LazyImage]:
+    """Open the images manifest entries (:func:`~caredask.dataset.pairing.record_entry`) name,
+    each path once (a unit of several images is one file or store)."""
+    units: dict[str, list[LazyImage]] = {}
+    out = []
+    for e in entries:
+        if e["path"] not in units:
+            units[e["path"]] = open_images(e["path"], axes, **options)
+        out.append(units[e["path"]][int(e["image"] or 0)])
+    return out
 
 
 def training_raw_data(
@@ -78,7 +87,7 @@ def training_raw_data(
             yield x.data, y.data, x.axes, None if masks is None else masks[i]
 
     gen: Any = mark_rng_free(_gen)  # type: ignore[arg-type]
-    gen._caredask_names = [x.source or x.name for x in xs]
+    gen._caredask_names = [image_where(x) for x in xs]
     return RawData(gen, len(xs), f"caredask dataset: {len(xs)} training pairs")
 
 
@@ -244,8 +253,8 @@ class Manifest:
         """The training pairs as :class:`RawData`, opened lazily from their paths."""
         ld = self.data["loader"]
         pairs = self.train_pairs
-        xs = [open_entry(p["source"], ld["axes"], ld["options"]) for p in pairs]
-        ys = [open_entry(p["target"], ld["axes"], ld["options"]) for p in pairs]
+        xs = open_entries([p["source"] for p in pairs], ld["axes"], ld["options"])
+        ys = open_entries([p["target"] for p in pairs], ld["axes"], ld["options"])
         spec = self.data["patches"].get("mask")
         return training_raw_data(xs, ys, open_mask_list(xs, ys, ld["axes"], spec, ld["options"]))
 

@@ -227,7 +227,7 @@ class BioioSceneReader:
         full: list[Any] = [0] * self.full_ndim
         for k, j in zip(key, self.keep, strict=True):
             full[j] = k
-        self._check_unchanged()
+        check_unchanged(self.path, self.size, self.mtime_ns)
         try:
             data = _scene_data(self.path, self.size, self.mtime_ns, self.plugin, self.scene)
             block = np.asarray(data[tuple(full)].compute(scheduler="synchronous"))
@@ -242,9 +242,6 @@ class BioioSceneReader:
         order = sorted(self.keep)
         block = block.transpose([order.index(j) for j in self.keep])
         return np.asarray(block.squeeze(axis=ints) if ints else block, dtype=self.dtype)
-
-    def _check_unchanged(self) -> None:
-        check_unchanged(self.path, self.size, self.mtime_ns)
 
 
 # --------------------------------------------------------------------------- loader

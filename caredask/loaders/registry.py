@@ -12,9 +12,9 @@ from typing import Any
 
 from ..errors import InputError, SourceNotFoundError
 from .base import LazyImage
-from .discover import check_not_mixed, file_uri_to_path, list_folder, natural_key
+from .discover import check_not_mixed, file_uri_to_path, list_folder
 
-__all__ = ["READERS", "Loader", "file_uri_to_path", "natural_key", "open_images", "register_loader"]
+__all__ = ["READERS", "Loader", "open_images", "register_loader"]
 
 Opener = Callable[..., list[LazyImage]]
 Probe = Callable[[Any, dict[str, Any]], bool]

@@ -74,14 +74,11 @@ class _TiffReader:
     def __post_init__(self) -> None:
         self.ndim = len(self.shape)
 
-    def _check_unchanged(self) -> None:
-        check_unchanged(self.path, self.size, self.mtime_ns)
-
     def _read(self, key: Any) -> np.ndarray:
         raise NotImplementedError
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        self._check_unchanged()
+        check_unchanged(self.path, self.size, self.mtime_ns)
         try:
             return self._read(key)
         except CaredaskError:

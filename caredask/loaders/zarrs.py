@@ -97,10 +97,15 @@ def probe_zarr(source: Any, options: dict[str, Any]) -> bool:
 
 
 def _open_array(
-    arr: zarr.Array, loc: Location, name: str, axes: str | None, options: dict[str, Any]
+    arr: zarr.Array,
+    loc: Location,
+    name: str,
+    axes: str | None,
+    options: dict[str, Any],
+    ome: str | None = None,
 ) -> LazyImage:
+    """One image; ``ome``: the axes an enclosing OME multiscales gives the array, if any."""
     meta, what = array_dim_names(arr), "dimension_names"
-    ome = parent_ome_axes(loc, arr, options)
     if meta is None:
         meta, what = ome, "OME multiscales axes"
     else:
@@ -149,7 +154,8 @@ def _open_one(
     if isinstance(node, zarr.Array):
         if options.get("level", 0) not in (0, None):
             raise InputError(f"{loc.where}: level= applies to OME-Zarr images, not an array")
-        return [_open_array(node, loc, loc.display, axes, options)]
+        parent = parent_ome_axes(loc, node, options)  # a level of an OME image, opened alone
+        return [_open_array(node, loc, loc.display, axes, options, parent)]
     ome = ome_metadata(node)
     if ome.get("multiscales"):
         return [open_ome_image(node, loc, loc.display, axes, options)]
