@@ -21,6 +21,7 @@ import caredask.csbdeep as cc
 from caredask import RawData, open_images
 from caredask.errors import InputError
 from caredask.masks.pixel import eligible_pixels, label_mask
+from tests.strategies import regular_chunks
 
 from .conftest import blob_pair
 
@@ -61,7 +62,7 @@ def _same(a: Any, b: Any) -> None:
 )
 def test_eligible_pixels_twin_on_random_chunkings(data: Any, values: Any) -> None:
     shape = (data.draw(st.integers(1, 12)), data.draw(st.integers(1, 12)))
-    chunks = tuple(data.draw(st.integers(1, s)) for s in shape)
+    chunks = data.draw(regular_chunks(shape))
     lab = np.random.default_rng(0).integers(0, 5, shape).astype(np.uint16)
     got = eligible_pixels(da.from_array(lab, chunks=chunks), values).compute()
     want = lab != 0 if values is None else np.isin(lab, values)

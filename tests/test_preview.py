@@ -22,6 +22,7 @@ from caredask.masks.background import border_slices, filter_size
 from caredask.visual.render import BOX, eligible_centres, project, project_numpy
 from caredask.visual.sampled import _HEAD, preview_store
 from caredask.visual.thresholds import preview_thresholds
+from tests.strategies import regular_chunks
 
 from .conftest import blob_pair
 
@@ -32,7 +33,7 @@ SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[Healt
 @given(data=st.data(), axes=st.sampled_from(["ZYX", "YXZ", "XZY", "YX", "CZYX"]))
 def test_projection_twin_on_random_chunkings(data: Any, axes: str) -> None:
     shape = tuple(data.draw(st.integers(1, 14)) for _ in axes)
-    chunks = tuple(data.draw(st.integers(1, s)) for s in shape)
+    chunks = data.draw(regular_chunks(shape))
     factor = data.draw(st.integers(1, 4))
     yx = (shape[axes.index("Y")], shape[axes.index("X")])
     if min(yx) < factor:
@@ -59,7 +60,7 @@ def _eligible_numpy(y: np.ndarray, ps: tuple[int, ...], thr: Any, mask: Any) -> 
 def test_eligible_centres_twin_on_random_chunkings(data: Any, with_mask: bool) -> None:
     shape = (data.draw(st.integers(6, 30)), data.draw(st.integers(6, 30)))
     ps = tuple(data.draw(st.integers(1, s)) for s in shape)
-    chunks = tuple(data.draw(st.integers(1, s)) for s in shape)
+    chunks = data.draw(regular_chunks(shape))
     rng = np.random.default_rng(1)
     y = rng.integers(0, 100, shape).astype(np.uint16)
     mask = rng.random(shape) > 0.2 if with_mask else None

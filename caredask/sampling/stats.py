@@ -19,12 +19,9 @@ import numpy as np
 from ..errors import NonFiniteError
 from ..masks.filters import BackgroundFilter
 from ..masks.skip import block_maxima
+from ..statistics._radix import _order_statistics  # the driver, with NaN counts
 from ..statistics.normalize import PercentileNormalization
-from ..statistics.percentile import (
-    _order_statistics,
-    percentile_from_order_statistics,
-    percentile_ranks,
-)
+from ..statistics.percentile import percentile_from_order_statistics, percentile_ranks
 
 __all__ = [
     "NONFINITE_POLICIES",

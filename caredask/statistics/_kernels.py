@@ -10,7 +10,7 @@ import numpy as np
 
 from ._keys import native_flat, to_keys, top_words
 
-__all__ = ["candidates", "gather_kernel", "refine_kernel", "top_hist_kernel"]
+__all__ = ["gather_kernel", "refine_kernel", "top_hist_kernel"]
 
 
 def top_hist_kernel(block: np.ndarray, *, nan_check: bool) -> np.ndarray:

@@ -12,7 +12,6 @@ import sys
 import numpy as np
 
 __all__ = [
-    "LITTLE",
     "UINT",
     "from_keys",
     "native_flat",

@@ -32,10 +32,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from ..errors import InputError
-from ._radix import STATS_TASK, check_dtype, check_shape, order_statistics
-
-# the driver with NaN counts, used by caredask.sampling.stats (re-exported where it was)
-from ._radix import _order_statistics as _order_statistics
+from ._radix import STATS_TASK, _order_statistics, check_dtype, check_shape, order_statistics
 
 __all__ = [
     "STATS_TASK",

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 __all__ = [
-    "Gen",
     "Item",
     "SourcedItem",
     "Transform",
