@@ -377,3 +377,16 @@ def test_errors() -> None:
         order_statistics([x[x > 0]], [[0]])
     with pytest.raises(InputError, match="unknown chunk sizes"):
         percentile(x[x > 0], 50)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(0, 100), slice_len=st.integers(1, 16), nbins=st.sampled_from([256, 65536])
+)
+def test_sliced_bincount_equals_bincount(n: int, slice_len: int, nbins: int) -> None:
+    from caredask.statistics import _kernels
+
+    words = np.random.default_rng(n).integers(0, nbins, n).astype(np.uint16)
+    with mock.patch.object(_kernels, "_BINCOUNT_SLICE", slice_len):
+        got = _kernels.sliced_bincount(words, nbins)
+    assert np.array_equal(got, np.bincount(words, minlength=nbins))

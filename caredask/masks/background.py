@@ -10,6 +10,7 @@ is all that is needed to turn csbdeep's C-order ranks into coordinates.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import dask.array as da
@@ -63,8 +64,11 @@ def box_dilate_axis(mask: np.ndarray, axis: int, h: int, cval: bool) -> np.ndarr
 
     The window of element ``i`` is ``[i - h//2, i + h - h//2 - 1]``.  After padding, a forward
     OR over ``w`` elements is doubled in place (``f[i] |= f[i + w]``) up to the largest power of
-    two ``<= h``; one more overlapping OR covers ``h`` (overlaps do not matter for OR).  This is
-    several times faster than scipy's generic 1-D filter on boolean data.
+    two ``<= h``; one more overlapping OR covers ``h`` (overlaps do not matter for OR).  The ORs
+    run on the flat padded array, shifted by whole steps along ``axis``: an element the result
+    keeps only ever combines elements of its own padded line, so the flat shift is exact, and
+    it runs on one contiguous buffer (several times faster than strided views, and than scipy's
+    generic 1-D filter on boolean data).
     """
     if h <= 1:
         return mask
@@ -72,14 +76,15 @@ def box_dilate_axis(mask: np.ndarray, axis: int, h: int, cval: bool) -> np.ndarr
     pad = [(0, 0)] * mask.ndim
     pad[axis] = (a, h - a - 1)
     f = np.pad(mask, pad, constant_values=cval)
-    n, nd = f.shape[axis], f.ndim
-    w = 1
+    step = math.prod(f.shape[axis + 1 :])
+    flat = f.reshape(-1)
+    n, w = flat.size, 1
     while 2 * w <= h:
-        f[_along(nd, axis, 0, n - w)] |= f[_along(nd, axis, w, n)]
+        flat[: n - w * step] |= flat[w * step :]
         w *= 2
     if w < h:
-        f[_along(nd, axis, 0, n - (h - w))] |= f[_along(nd, axis, h - w, n)]
-    return f[_along(nd, axis, 0, mask.shape[axis])]
+        flat[: n - (h - w) * step] |= flat[(h - w) * step :]
+    return f[_along(f.ndim, axis, 0, mask.shape[axis])]
 
 
 def box_dilate(mask: np.ndarray, size: Sequence[int], cval: bool) -> np.ndarray:

@@ -10,7 +10,22 @@ import numpy as np
 
 from ._keys import native_flat, to_keys, top_words
 
-__all__ = ["gather_kernel", "refine_kernel", "top_hist_kernel"]
+__all__ = ["gather_kernel", "refine_kernel", "sliced_bincount", "top_hist_kernel"]
+
+
+_BINCOUNT_SLICE = 2**19
+
+
+def sliced_bincount(words: np.ndarray, nbins: int) -> np.ndarray:
+    """``np.bincount(words, minlength=nbins)`` over slices of ``2**19`` elements, summed.
+
+    ``np.bincount`` first casts its input to ``intp``; on a slice that cast stays in the CPU's
+    cache, which makes the whole count about twice as fast on multi-MiB blocks.
+    """
+    out = np.bincount(words[:_BINCOUNT_SLICE], minlength=nbins)
+    for start in range(_BINCOUNT_SLICE, words.size, _BINCOUNT_SLICE):
+        out += np.bincount(words[start : start + _BINCOUNT_SLICE], minlength=nbins)
+    return out
 
 
 def top_hist_kernel(block: np.ndarray, *, nan_check: bool) -> np.ndarray:
@@ -27,7 +42,7 @@ def top_hist_kernel(block: np.ndarray, *, nan_check: bool) -> np.ndarray:
             flat = flat[~isnan]
     nbins = 256 if flat.dtype.itemsize == 1 else 65536
     out = np.empty((1, nbins + 1), np.int64)
-    out[0, :nbins] = np.bincount(top_words(flat), minlength=nbins)
+    out[0, :nbins] = sliced_bincount(top_words(flat), nbins)
     out[0, nbins] = nans
     return out
 
