@@ -42,4 +42,3 @@ def test_missing_oracle_skips_only_without_the_test_extra(monkeypatch: pytest.Mo
     monkeypatch.setattr(oracles, "test_extra_installed", lambda but="": False)
     with pytest.raises(pytest.skip.Exception, match="not installed: pip install"):
         oracle(*NOPE)
-

@@ -380,9 +380,7 @@ def test_errors() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(
-    n=st.integers(0, 100), slice_len=st.integers(1, 16), nbins=st.sampled_from([256, 65536])
-)
+@given(n=st.integers(0, 100), slice_len=st.integers(1, 16), nbins=st.sampled_from([256, 65536]))
 def test_sliced_bincount_equals_bincount(n: int, slice_len: int, nbins: int) -> None:
     from caredask.statistics import _kernels
 
