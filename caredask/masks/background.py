@@ -23,7 +23,6 @@ MASK_TASK = "caredask-mask"
 __all__ = [
     "border_slices",
     "box_dilate",
-    "box_dilate_axis",
     "dilate_above",
     "dilate_above_mask",
     "erode_mask",
@@ -46,36 +45,36 @@ def border_slices(shape: Sequence[int], patch_size: Sequence[int]) -> tuple[slic
     return tuple(slice(p // 2, d - p + p // 2 + 1) for p, d in zip(patch_size, shape, strict=True))
 
 
-def _above(block: np.ndarray, threshold: np.floating) -> np.ndarray:
+def _above(
+    block: np.ndarray, threshold: np.floating, out: np.ndarray | None = None
+) -> np.ndarray:
     # csbdeep compares float32(y) > float32 thr; small types compare exactly without the cast.
-    if block.dtype.kind == "b" or block.dtype.itemsize <= 2 or block.dtype == np.float32:
-        return np.greater(block, threshold)
-    return np.greater(block.astype(np.float32), threshold)
+    if not (block.dtype.kind == "b" or block.dtype.itemsize <= 2 or block.dtype == np.float32):
+        block = block.astype(np.float32)
+    return np.greater(block, threshold, out=out)
 
 
-def _along(ndim: int, axis: int, lo: int, hi: int) -> tuple[slice, ...]:
-    s = [slice(None)] * ndim
-    s[axis] = slice(lo, hi)
-    return tuple(s)
+def _padded(
+    shape: tuple[int, ...], size: Sequence[int], cval: bool
+) -> tuple[np.ndarray, tuple[slice, ...]]:
+    """A boolean buffer padded by each window (``h//2`` before, ``h - h//2 - 1`` after) and
+    filled with ``cval``, and the slices of the unpadded region inside it."""
+    before = [int(h) // 2 if h > 1 else 0 for h in size]
+    padded = tuple(n + max(int(h) - 1, 0) for n, h in zip(shape, size, strict=True))
+    inner = tuple(slice(b, b + n) for b, n in zip(before, shape, strict=True))
+    return np.full(padded, cval, dtype=bool), inner
 
 
-def box_dilate_axis(mask: np.ndarray, axis: int, h: int, cval: bool) -> np.ndarray:
-    """Kernel: ``maximum_filter1d(mask, h, axis, mode='constant', cval=cval)`` for booleans.
+def _or_windows(f: np.ndarray, axis: int, h: int) -> None:
+    """In place: ``f[i] = any(f[i : i + h])`` along ``axis`` wherever the window fits.
 
-    The window of element ``i`` is ``[i - h//2, i + h - h//2 - 1]``.  After padding, a forward
-    OR over ``w`` elements is doubled in place (``f[i] |= f[i + w]``) up to the largest power of
-    two ``<= h``; one more overlapping OR covers ``h`` (overlaps do not matter for OR).  The ORs
-    run on the flat padded array, shifted by whole steps along ``axis``: an element the result
-    keeps only ever combines elements of its own padded line, so the flat shift is exact, and
-    it runs on one contiguous buffer (several times faster than strided views, and than scipy's
-    generic 1-D filter on boolean data).
+    A forward OR over ``w`` elements is doubled (``f[i] |= f[i + w]``) up to the largest power
+    of two ``<= h``; one more overlapping OR covers ``h`` (overlaps do not matter for OR).  The
+    ORs run on the flat buffer, shifted by whole steps along ``axis``: an element whose window
+    fits only ever combines elements of its own line, so the flat shift is exact, and numpy
+    runs it on one contiguous buffer (several times faster than strided views, and than
+    scipy's generic 1-D filter on boolean data).
     """
-    if h <= 1:
-        return mask
-    a = h // 2
-    pad = [(0, 0)] * mask.ndim
-    pad[axis] = (a, h - a - 1)
-    f = np.pad(mask, pad, constant_values=cval)
     step = math.prod(f.shape[axis + 1 :])
     flat = f.reshape(-1)
     n, w = flat.size, 1
@@ -84,21 +83,37 @@ def box_dilate_axis(mask: np.ndarray, axis: int, h: int, cval: bool) -> np.ndarr
         w *= 2
     if w < h:
         flat[: n - (h - w) * step] |= flat[(h - w) * step :]
-    return f[_along(f.ndim, axis, 0, mask.shape[axis])]
+
+
+def _dilate_padded(f: np.ndarray, shape: tuple[int, ...], size: Sequence[int]) -> np.ndarray:
+    # Window of output i: padded [i, i + h - 1], i.e. [i - h//2, i + h - h//2 - 1] unpadded.
+    # Each pass leaves every element a later pass reads exact (padding rows hold cval's ORs).
+    for axis, h in enumerate(size):
+        if h > 1:
+            _or_windows(f, axis, int(h))
+    return f[tuple(slice(0, n) for n in shape)]
 
 
 def box_dilate(mask: np.ndarray, size: Sequence[int], cval: bool) -> np.ndarray:
-    """Kernel: ``maximum_filter(mask, size, mode='constant', cval=cval)`` for boolean masks."""
-    for axis, h in enumerate(size):
-        mask = box_dilate_axis(mask, axis, int(h), cval)
-    return mask
+    """Kernel: ``maximum_filter(mask, size, mode='constant', cval=cval)`` for boolean masks.
+
+    One padded copy of the mask (filled with ``cval``), then the ORs of each axis in place.
+    """
+    f, inner = _padded(mask.shape, size, cval)
+    f[inner] = mask
+    return _dilate_padded(f, mask.shape, size)
 
 
 def dilate_above(
     block: np.ndarray, threshold: np.floating, size: tuple[int, ...], cval: bool
 ) -> np.ndarray:
-    """Kernel: box dilation of ``block > threshold`` (window ``[i - h//2, i + h - h//2 - 1]``)."""
-    return box_dilate(_above(block, threshold), size, cval)
+    """Kernel: box dilation of ``block > threshold`` (window ``[i - h//2, i + h - h//2 - 1]``).
+
+    The comparison writes straight into the padded buffer (no separate mask and copy).
+    """
+    f, inner = _padded(block.shape, size, cval)
+    _above(block, threshold, f[inner])
+    return _dilate_padded(f, block.shape, size)
 
 
 def erode_mask(block: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
