@@ -45,9 +45,7 @@ def border_slices(shape: Sequence[int], patch_size: Sequence[int]) -> tuple[slic
     return tuple(slice(p // 2, d - p + p // 2 + 1) for p, d in zip(patch_size, shape, strict=True))
 
 
-def _above(
-    block: np.ndarray, threshold: np.floating, out: np.ndarray | None = None
-) -> np.ndarray:
+def _above(block: np.ndarray, threshold: np.floating, out: np.ndarray | None = None) -> np.ndarray:
     # csbdeep compares float32(y) > float32 thr; small types compare exactly without the cast.
     if not (block.dtype.kind == "b" or block.dtype.itemsize <= 2 or block.dtype == np.float32):
         block = block.astype(np.float32)
