@@ -8,6 +8,7 @@ import dask
 import numpy as np
 import pytest
 import tifffile
+import zarr
 
 from tests.oracles import oracle
 
@@ -173,9 +174,56 @@ def test_patch_reads_touch_each_chunk_at_most_once(folder, monkeypatch):
     monkeypatch.setattr(tiff_loader._TiffReader, "__getitem__", counting)
     monkeypatch.setattr(pipeline, "_locate_centres", locate)
     raw = cc.RawData.from_sources(folder / "low", folder / "GT", axes="ZYX", chunks=(3, 32, 48))
-    caredask.generate_training_data(raw, PATCH, 3, seed=0)
+    # a budget too small to hold the pairs: every pass reads from the files
+    caredask.generate_training_data(raw, PATCH, 3, seed=0, memory_budget=1)
     assert reads and max(reads.values()) == 1
     assert len(reads) < 2 * 3 * 8  # not every chunk of every image
+
+
+@pytest.mark.parametrize("fmt", ["tiff", "zarr"])
+def test_pairs_that_fit_are_read_once(folder, tmp_path, monkeypatch, fmt):
+    import caredask.sampling.pipeline as pipeline
+
+    low, gt = folder / "low", folder / "GT"
+    if fmt == "zarr":  # a store that extraction and masks would otherwise read by region
+        for sub in ("low", "GT"):
+            (tmp_path / sub).mkdir()
+            for f in sorted((folder / sub).glob("*.tif")):
+                a = tifffile.imread(f)
+                arr = zarr.create_array(
+                    tmp_path / sub / f"{f.stem}.zarr", shape=a.shape, dtype=a.dtype,
+                    chunks=(3, 32, 48),
+                )  # fmt: skip
+                arr[...] = a
+        low, gt = tmp_path / "low", tmp_path / "GT"
+    reads: collections.Counter[tuple[str, str]] = collections.Counter()
+    cls = tiff_loader._TiffReader if fmt == "tiff" else zarr.Array
+    orig = cls.__getitem__
+
+    def counting(self, key):
+        reads[(str(getattr(self, "path", None) or self.store_path), str(key))] += 1
+        return orig(self, key)
+
+    def run(**kw):
+        raw = cc.RawData.from_sources(low, gt, axes="ZYX", chunks=(3, 32, 48))
+        return caredask.generate_training_data(raw, PATCH, 3, seed=0, **kw)
+
+    per_pass = run(memory_budget=1)
+    held = []
+    real = pipeline._process_lazy
+
+    def spy(items, job, channel, sink, read_once):
+        held.append(read_once)
+        return real(items, job, channel, sink, read_once)
+
+    monkeypatch.setattr(pipeline, "_process_lazy", spy)
+    monkeypatch.setattr(cls, "__getitem__", counting)
+    once = run()
+    assert held and all(held)
+    assert reads and max(reads.values()) == 1  # each chunk decoded once, for all passes
+    assert len(reads) == 2 * 3 * 8  # every chunk of source and target (3 pairs, 8 chunks)
+    for a, b in zip(per_pass, once, strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_errors(folder, tmp_path):

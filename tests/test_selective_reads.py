@@ -159,6 +159,7 @@ def test_mask_pass_rereads_only_blocks_near_foreground(tmp_path):
             20,
             seed=1,
             save_file=out,
+            memory_budget=1,  # too small to hold the pair: the mask pass reads the store
         )
     blocks = 4 * 8 * 8
     assert reads.count(("stats", True)) == blocks  # block maxima share the statistics reads

@@ -112,8 +112,14 @@ def _chunk_ranges(bounds: np.ndarray, lo: int, hi: int) -> range:
     return range(first, last + 1)
 
 
-def plan_patches(a: da.Array, starts: np.ndarray, patch_size: Sequence[int]) -> PatchPlan:
-    """Group the patches ``a[s : s + patch_size]`` (one per row of ``starts``) by chunk."""
+def plan_patches(
+    a: da.Array, starts: np.ndarray, patch_size: Sequence[int], regions: bool = True
+) -> PatchPlan:
+    """Group the patches ``a[s : s + patch_size]`` (one per row of ``starts``) by chunk.
+
+    With ``regions`` (and a loader that reads regions) each chunk task reads only the store
+    cells its patches touch; otherwise it cuts them from the chunk (e.g. one held in memory).
+    """
     bounds = [np.concatenate([[0], np.cumsum(c)]) for c in a.chunks]
     groups: dict[tuple[int, ...], list[tuple[int, Slices, Slices]]] = defaultdict(list)
     for pid, s in enumerate(np.asarray(starts, dtype=np.int64)):
@@ -129,7 +135,7 @@ def plan_patches(a: da.Array, starts: np.ndarray, patch_size: Sequence[int]) -> 
                 local.append(slice(g0 - c0, g1 - c0))
                 dest.append(slice(g0 - int(s[ax]), g1 - int(s[ax])))
             groups[idx].append((pid, tuple(local), tuple(dest)))
-    region = region_source(a)
+    region = region_source(a) if regions else None
     blocks = None if region is not None else a.to_delayed(optimize_graph=False)
     tasks, dests = [], []
     for idx, items in groups.items():

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..masks.background import border_slices
+from ..masks.filters import BackgroundFilter
 from ..statistics.normalize import FixedRangeNormalization, PercentileNormalization
 from .centres import choose_ranks
 from .extract import GroupSpec, PatchNorm, group_tasks, plan_patches
@@ -71,8 +72,8 @@ def _finish_tasks(it: Item, job: PatchJob, channel: int | None, sink: Any) -> li
     """Delayed tasks that cut, normalise and deliver the patches of one item."""
     assert it.starts is not None
     px, py = (
-        plan_patches(it.x, it.starts, job.patch_size),
-        plan_patches(it.y, it.starts, job.patch_size),
+        plan_patches(it.x, it.starts, job.patch_size, regions=not it.in_memory),
+        plan_patches(it.y, it.starts, job.patch_size, regions=not it.in_memory),
     )
     rows, target, target_id = sink.target(it)
     group = max(1, job.group_bytes // (8 * int(np.prod(job.patch_size))))
@@ -97,9 +98,28 @@ def _finish_tasks(it: Item, job: PatchJob, channel: int | None, sink: Any) -> li
 
 
 def _process_lazy(
+    items: list[Item], job: PatchJob, channel: int | None, sink: Any, read_once: bool
+) -> list[tuple[Item, list[Any]]]:
+    """All passes of one batch (runs in a client thread); results per item.
+
+    ``read_once``: the pairs are read into memory (persisted) first, so that the statistics,
+    mask and extraction passes decode each chunk once instead of up to three times.
+    """
+    lazy = [(it.x, it.y) for it in items]
+    if read_once:
+        held = iter(dask.persist(*[a for pair in lazy for a in pair]))
+        for it in items:
+            it.x, it.y, it.in_memory = next(held), next(held), True
+    try:
+        return _passes(items, job, channel, sink)
+    finally:  # the pixels held in memory are released with the batch
+        for it, (x, y) in zip(items, lazy, strict=True):
+            it.x, it.y, it.in_memory = x, y, False
+
+
+def _passes(
     items: list[Item], job: PatchJob, channel: int | None, sink: Any
 ) -> list[tuple[Item, list[Any]]]:
-    """All passes of one batch (runs in a client thread); results per item."""
     stats = batch_statistics(
         [(it.x, it.y, channel, it.pairs) for it in items],
         job.patch_filter,
@@ -141,6 +161,25 @@ def _process_eager(it: Item, job: PatchJob, channel: int | None) -> tuple[np.nda
     return norm(px, py, x, y, it.mask, channel)
 
 
+READ_ONCE_SHARE = 8
+"""A batch is read into memory once when its pairs take at most 1/8 of the memory budget."""
+
+
+def read_once_bytes(items: list[Item], job: PatchJob, budget: int) -> int:
+    """Bytes a batch holds in memory if it is read once (0: it is read per pass).
+
+    Worth it when the statistics pass decodes both images anyway (percentile normalisation or
+    the background filter): the mask and extraction passes then cut from memory instead of
+    decoding the target again and every touched chunk of both.  Otherwise the extraction's
+    selective reads (only the cells the patches touch) read less.
+    """
+    norm, filt = job.normalization, job.patch_filter
+    if not (isinstance(norm, PercentileNormalization) and isinstance(filt, BackgroundFilter)):
+        return 0
+    held = sum(it.x.nbytes + it.y.nbytes for it in items)
+    return int(held) if held <= budget // READ_ONCE_SHARE else 0
+
+
 def batches(items: Iterator[Item], job: PatchJob) -> Iterator[list[Item]]:
     batch: list[Item] = []
     voxels = 0
@@ -179,7 +218,10 @@ def _run_lazy(items: Iterator[Item], job: PatchJob, check: Checker, sink: Any, m
             if not todo:
                 continue
             cost = batch_cost([(it.x, it.y) for it in todo], job.k, job.patch_size, threads)
-            for res in pool.submit(cost, _process_lazy, todo, job, check.channel, sink):
+            held = read_once_bytes(todo, job, budget)
+            for res in pool.submit(
+                cost + held, _process_lazy, todo, job, check.channel, sink, held > 0
+            ):
                 accept(res)
         for res in pool.drain():
             accept(res)
