@@ -6,11 +6,13 @@ the field of view) Zarr dataset, plain and sharded, this script times in one run
 
 * ``raw``: reading and decoding source and target once (``da.from_zarr(...).sum()`` in dask
   chunks of the store's read unit, as caredask reads, threads);
-* ``job``: ``caredask.generate_training_data`` with csbdeep's defaults, output in memory;
+* ``job``: ``caredask.generate_training_data`` with csbdeep's defaults and a ``.zarr`` output,
+  with the default memory budget (2 GiB: these 512 MiB batches are read per pass) and with
+  ``memory_budget="4GiB"`` (``read once``: a batch within 1/8 of the budget is decoded once);
 
-and prints ``job / raw`` and the fraction of the target the mask pass re-read (recorded per
-image).  With ``zarrs`` installed (``pip install caredask[fast]``) both are repeated with its
-codec pipeline.  Usage::
+and prints ``job / raw`` and the fraction of the target the mask pass re-read from the store
+(recorded per image).  With ``zarrs`` installed (``pip install caredask[fast]``) both are
+repeated with its codec pipeline.  Usage::
 
     python benchmarks/bench_read_ratio.py                 # 4 pairs of 64x1024x1024 uint16
     python benchmarks/bench_read_ratio.py --images 1 --shape 32 512 512   # quick
@@ -33,6 +35,7 @@ import zarr
 import caredask
 from caredask.csbdeep import RawData
 from caredask.dataset.synthetic import synthetic_pair
+from caredask.loaders.codecs import DEFAULT_PIPELINE, ZARRS_PIPELINE, use_zarrs
 
 PATCH, K = (16, 64, 64), 128
 
@@ -97,13 +100,15 @@ def raw_read(paths: list[Path]) -> float:
     return time.perf_counter() - t
 
 
-def job(paths: list[Path]) -> tuple[float, float]:
+def job(paths: list[Path], budget: str | None = None) -> tuple[float, float]:
     xs = [str(p) for p in paths if p.name.startswith("x")]
     ys = [str(p) for p in paths if p.name.startswith("y")]
     raw = RawData.from_sources(xs, ys, axes="ZYX", pair_by="position")
     out = Path(paths[0]).parent.parent / "job-out.zarr"
     t = time.perf_counter()
-    caredask.generate_training_data(raw, PATCH, K, seed=0, save_file=out, overwrite=True)
+    caredask.generate_training_data(
+        raw, PATCH, K, seed=0, save_file=out, overwrite=True, memory_budget=budget
+    )
     dt = time.perf_counter() - t
     images = zarr.open_group(out).attrs["caredask"]["images"]
     reread = float(np.mean([im["mask_reread"] for im in images]))
@@ -113,10 +118,9 @@ def job(paths: list[Path]) -> tuple[float, float]:
 
 @contextlib.contextmanager
 def codec(name: str):
-    if name == "default":
-        yield
-        return
-    with zarr.config.set({"codec_pipeline.path": "zarrs.ZarrsCodecPipeline"}):
+    """The raw read and caredask (reading and writing) on one codec pipeline."""
+    path = ZARRS_PIPELINE if name == "zarrs" else DEFAULT_PIPELINE
+    with use_zarrs(name == "zarrs"), zarr.config.set({"codec_pipeline.path": path}):
         yield
 
 
@@ -138,21 +142,23 @@ def main() -> None:
     gib = 2 * args.images * np.prod(args.shape) * 2 / 2**30
     print(f"{args.images} pairs of {tuple(args.shape)} uint16 ({gib:.2f} GiB source+target)")
     print(
-        f"{'data':<10} {'layout':<8} {'codec':<8} {'raw s':>7} {'job s':>7} {'job/raw':>8} "
-        f"{'target re-read':>15}"
+        f"{'data':<10} {'layout':<8} {'codec':<8} {'budget':<7} {'raw s':>7} {'job s':>7} "
+        f"{'job/raw':>8} {'target re-read':>15}"
     )
     for kind in args.kinds.split(","):
         for layout in ("plain", "sharded"):
             paths = write(base, kind, layout, args.images, tuple(args.shape))
             for c in codecs:
-                with codec(c):
-                    raw_read(paths)  # warm the page cache
-                    r = raw_read(paths)
-                    j, reread = job(paths)
-                print(
-                    f"{kind:<10} {layout:<8} {c:<8} {r:7.2f} {j:7.2f} {j / r:8.2f} {reread:15.2f}",
-                    flush=True,
-                )
+                for budget in (None, "4GiB"):
+                    with codec(c):
+                        raw_read(paths)  # warm the page cache
+                        r = raw_read(paths)
+                        j, reread = job(paths, budget)
+                    print(
+                        f"{kind:<10} {layout:<8} {c:<8} {budget or '2GiB':<7} {r:7.2f} {j:7.2f} "
+                        f"{j / r:8.2f} {reread:15.2f}",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

@@ -441,3 +441,28 @@ def test_crash_between_the_renames_of_a_replacement_is_recovered(
     X = zarr.open_group(path, mode="r")["X"][...]
     assert np.array_equal(X, new_x if new_complete else old_x)
     assert not list(tmp_path.glob(".t.zarr.old-*"))
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_row_writer_stores_every_row_with_either_pipeline(tmp_path: Path, fast: bool) -> None:
+    import pickle
+
+    from caredask.loaders.codecs import codec_pipeline_name, use_zarrs
+    from caredask.writers.zarr_store import RowWriter
+
+    X, Y = _data(12, shape=(1, 8, 8))
+    X[3] = 0  # equal to the fill value: zarrs alone would not store its chunk
+    Y[[0, 11]] = 0
+    path = tmp_path / "rows.zarr"
+    with use_zarrs(fast), TrainingDataWriter(path, 12, (1, 8, 8), (1, 8, 8), "SCYX") as w:
+        xw, yw = RowWriter(w.X), RowWriter(w.Y)
+        if fast:
+            assert xw.fast is not None and codec_pipeline_name(xw.fast) == "ZarrsCodecPipeline"
+        else:
+            assert xw.fast is None
+        order = np.random.default_rng(0).permutation(12)
+        xw.write(order[:7], X[order[:7]])
+        pickle.loads(pickle.dumps(xw)).write(order[7:], X[order[7:]])  # as on a worker
+        da.store(da.from_array(Y, chunks=(5, -1, -1, -1)), yw, lock=False)
+    gx, gy, _ = _read_store(path)
+    assert np.array_equal(gx, X) and np.array_equal(gy, Y)

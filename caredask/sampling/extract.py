@@ -217,7 +217,7 @@ class GroupSpec:
     norm: PatchNorm
     channel: int | None
     rows: np.ndarray | None = None  # output rows; None: return the patches
-    target: Any = None  # (X, Y) zarr arrays to write into
+    target: Any = None  # (X, Y) RowWriters of the output arrays
     target_id: str = ""  # names the target in task keys
 
 
@@ -235,10 +235,10 @@ def finish_group(
     nx, ny = spec.norm(px, py, spec.channel)
     if spec.target is None:
         return nx, ny
-    X, Y = spec.target
+    X, Y = spec.target  # writers.zarr_store.RowWriter
     rows = np.asarray(spec.rows, dtype=np.int64)
-    X.oindex[rows] = to_output_layout(np.asarray(nx, np.float32), spec.channel)
-    Y.oindex[rows] = to_output_layout(np.asarray(ny, np.float32), spec.channel)
+    X.write(rows, to_output_layout(np.asarray(nx, np.float32), spec.channel))
+    Y.write(rows, to_output_layout(np.asarray(ny, np.float32), spec.channel))
     return int(rows.size)
 
 
