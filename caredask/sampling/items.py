@@ -45,7 +45,7 @@ class Item:
     pairs: np.ndarray | None = None
     starts: np.ndarray | None = None
     stats: ImageStats = field(default_factory=ImageStats)
-    in_memory: bool = False  # x and y persisted: later passes cut from memory, not the store
+    held: frozenset[str] = frozenset()  # "source"/"target" persisted: later passes cut from memory
 
 
 @dataclass

@@ -38,7 +38,7 @@ HALO_AMPLIFICATION = 2.0
 def _region_mask(item: Item, job: PatchJob, thr: Any) -> da.Array | None:
     """The filter mask read by region from the store (live blocks only), if the loader can."""
     region, st = region_source(item.y), item.stats
-    if region is None or st.block_max is None or item.in_memory:
+    if region is None or st.block_max is None or "target" in item.held:
         return None
     y = item.y
     depth = [h // 2 for h in filter_size(job.patch_size)]
@@ -128,7 +128,8 @@ def _live_packed(it: Item, m: da.Array, job: PatchJob) -> da.Array:
     live = live_blocks(m.chunks, offset, depth, it.y.chunks, st.block_max, st.threshold)
     packed = drop_dead_blocks(packed, live)
     # held in memory (read once): the mask pass reads nothing from the store
-    st.mask_reread = 0.0 if it.in_memory else reads_of(packed, it.y) / max(it.y.npartitions, 1)
+    held = "target" in it.held
+    st.mask_reread = 0.0 if held else reads_of(packed, it.y) / max(it.y.npartitions, 1)
     return packed
 
 

@@ -27,7 +27,6 @@ import numpy as np
 
 from ..errors import InputError
 from ..masks.background import border_slices
-from ..masks.filters import BackgroundFilter
 from ..statistics.normalize import FixedRangeNormalization, PercentileNormalization
 from .centres import choose_ranks
 from .extract import GroupSpec, PatchNorm, group_tasks, plan_patches
@@ -43,7 +42,7 @@ from .schedule import (
     max_batches,
     resolve_budget,
 )
-from .stats import batch_statistics, check_finite
+from .stats import batch_statistics, check_finite, read_whole
 
 __all__ = [
     "Checker",
@@ -72,8 +71,8 @@ def _finish_tasks(it: Item, job: PatchJob, channel: int | None, sink: Any) -> li
     """Delayed tasks that cut, normalise and deliver the patches of one item."""
     assert it.starts is not None
     px, py = (
-        plan_patches(it.x, it.starts, job.patch_size, regions=not it.in_memory),
-        plan_patches(it.y, it.starts, job.patch_size, regions=not it.in_memory),
+        plan_patches(it.x, it.starts, job.patch_size, regions="source" not in it.held),
+        plan_patches(it.y, it.starts, job.patch_size, regions="target" not in it.held),
     )
     rows, target, target_id = sink.target(it)
     group = max(1, job.group_bytes // (8 * int(np.prod(job.patch_size))))
@@ -102,19 +101,24 @@ def _process_lazy(
 ) -> list[tuple[Item, list[Any]]]:
     """All passes of one batch (runs in a client thread); results per item.
 
-    ``read_once``: the pairs are read into memory (persisted) first, so that the statistics,
-    mask and extraction passes decode each chunk once instead of up to three times.
+    ``read_once``: what the statistics pass reads whole is read into memory (persisted) first,
+    so that the statistics, mask and extraction passes decode each of its chunks once instead
+    of up to three times (see :func:`read_once_bytes`).
     """
     lazy = [(it.x, it.y) for it in items]
     if read_once:
-        held = iter(dask.persist(*[a for pair in lazy for a in pair]))
-        for it in items:
-            it.x, it.y, it.in_memory = next(held), next(held), True
+        wanted = [(it, role, a) for it in items for role, a in _read_whole(it, job).items()]
+        for (it, role, _), a in zip(wanted, dask.persist(*[a for *_, a in wanted]), strict=True):
+            if role == "source":
+                it.x = a
+            else:
+                it.y = a
+            it.held = it.held | {role}
     try:
         return _passes(items, job, channel, sink)
     finally:  # the pixels held in memory are released with the batch
         for it, (x, y) in zip(items, lazy, strict=True):
-            it.x, it.y, it.in_memory = x, y, False
+            it.x, it.y, it.held = x, y, frozenset()
 
 
 def _passes(
@@ -162,21 +166,22 @@ def _process_eager(it: Item, job: PatchJob, channel: int | None) -> tuple[np.nda
 
 
 READ_ONCE_SHARE = 8
-"""A batch is read into memory once when its pairs take at most 1/8 of the memory budget."""
+"""A batch is read into memory once when that takes at most 1/8 of the memory budget."""
+
+
+def _read_whole(it: Item, job: PatchJob) -> dict[str, Any]:
+    return read_whole((it.x, it.y, None, it.pairs), job.patch_filter, job.normalization)
 
 
 def read_once_bytes(items: list[Item], job: PatchJob, budget: int) -> int:
     """Bytes a batch holds in memory if it is read once (0: it is read per pass).
 
-    Worth it when the statistics pass decodes both images anyway (percentile normalisation or
-    the background filter): the mask and extraction passes then cut from memory instead of
-    decoding the target again and every touched chunk of both.  Otherwise the extraction's
-    selective reads (only the cells the patches touch) read less.
+    What the statistics pass reads whole (both images with percentile normalisation, the
+    target for the background filter) is kept for the mask and extraction passes, which then
+    cut from memory instead of decoding the target again and every touched chunk; worth it
+    when it fits in 1/8 of the budget.  Larger batches are read per pass (bounded memory).
     """
-    norm, filt = job.normalization, job.patch_filter
-    if not (isinstance(norm, PercentileNormalization) and isinstance(filt, BackgroundFilter)):
-        return 0
-    held = sum(it.x.nbytes + it.y.nbytes for it in items)
+    held = sum(a.nbytes for it in items for a in _read_whole(it, job).values())
     return int(held) if held <= budget // READ_ONCE_SHARE else 0
 
 

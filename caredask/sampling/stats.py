@@ -30,6 +30,7 @@ __all__ = [
     "batch_statistics",
     "check_finite",
     "nonfinite_count",
+    "read_whole",
 ]
 
 
@@ -125,10 +126,10 @@ def nonfinite_count(a: da.Array) -> da.Array:
     return da.count_nonzero(~da.isfinite(a))
 
 
-def _read_arrays(
+def read_whole(
     image: tuple[da.Array, da.Array, int | None, Any], filt: Any, norm: Any
 ) -> dict[str, da.Array]:
-    """The source and target that the statistics pass reads anyway (see :func:`_requests`)."""
+    """The source and target that the statistics pass reads whole (see :func:`_requests`)."""
     x, y, _, pairs = image
     percentiles = isinstance(norm, PercentileNormalization) and pairs is not None
     out = {"source": x} if percentiles else {}
@@ -170,7 +171,7 @@ def batch_statistics(
         if isinstance(filt, BackgroundFilter):
             slot["max"] = len(extra)
             extra.append(block_maxima(image[1]))
-        for role, arr in _read_arrays(image, filt, norm).items():
+        for role, arr in read_whole(image, filt, norm).items():
             if arr.dtype.kind == "f":
                 slot[role] = len(extra)
                 extra.append(nonfinite_count(arr))
