@@ -6,7 +6,8 @@ the field of view) Zarr dataset, plain and sharded, this script times in one run
 
 * ``raw``: reading and decoding source and target once (``da.from_zarr(...).sum()`` in dask
   chunks of the store's read unit, as caredask reads, threads);
-* ``job``: ``caredask.generate_training_data`` with csbdeep's defaults and a ``.zarr`` output,
+* ``job``: ``caredask.generate_training_data`` with csbdeep's defaults and a ``.zarr`` output
+  (``--output memory``: the patches returned in memory, no output to compress and write),
   with the default memory budget (2 GiB: these 512 MiB batches are read per pass) and with
   ``memory_budget="4GiB"`` (``read once``: a batch within 1/8 of the budget is decoded once);
 
@@ -100,16 +101,19 @@ def raw_read(paths: list[Path]) -> float:
     return time.perf_counter() - t
 
 
-def job(paths: list[Path], budget: str | None = None) -> tuple[float, float]:
+def job(paths: list[Path], budget: str | None = None, output: str = "zarr") -> tuple[float, float]:
     xs = [str(p) for p in paths if p.name.startswith("x")]
     ys = [str(p) for p in paths if p.name.startswith("y")]
     raw = RawData.from_sources(xs, ys, axes="ZYX", pair_by="position")
     out = Path(paths[0]).parent.parent / "job-out.zarr"
+    save = out if output == "zarr" else None
     t = time.perf_counter()
     caredask.generate_training_data(
-        raw, PATCH, K, seed=0, save_file=out, overwrite=True, memory_budget=budget
+        raw, PATCH, K, seed=0, save_file=save, overwrite=True, memory_budget=budget
     )
     dt = time.perf_counter() - t
+    if save is None:
+        return dt, float("nan")
     images = zarr.open_group(out).attrs["caredask"]["images"]
     reread = float(np.mean([im["mask_reread"] for im in images]))
     shutil.rmtree(out)
@@ -130,6 +134,10 @@ def main() -> None:
     ap.add_argument("--shape", type=int, nargs=3, default=(64, 1024, 1024))
     ap.add_argument("--data-dir", default="benchmarks/data/read-ratio")
     ap.add_argument("--kinds", default="sparse,noisy,dense,localised")
+    ap.add_argument(
+        "--output", choices=("zarr", "memory"), default="zarr",
+        help="write a .zarr store (default) or return the patches in memory",
+    )  # fmt: skip
     args = ap.parse_args()
     base = Path(args.data_dir) / "x".join(map(str, args.shape)) / str(args.images)
     codecs = ["default"]
@@ -153,7 +161,7 @@ def main() -> None:
                     with codec(c):
                         raw_read(paths)  # warm the page cache
                         r = raw_read(paths)
-                        j, reread = job(paths, budget)
+                        j, reread = job(paths, budget, args.output)
                     print(
                         f"{kind:<10} {layout:<8} {c:<8} {budget or '2GiB':<7} {r:7.2f} {j:7.2f} "
                         f"{j / r:8.2f} {reread:15.2f}",
