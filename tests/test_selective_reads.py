@@ -56,6 +56,7 @@ def test_sharded_extraction_reads_touched_inner_chunks_only(tmp_path, monkeypatc
         seed=7,
         normalization=None,
         save_file=out,
+        memory_budget=1,  # too small to hold the target: extraction reads from the store
     )
     assert np.array_equal(ref[0], got[0].compute()) and np.array_equal(ref[1], got[1].compute())
     starts = np.asarray(zarr.open_group(out)["patch_start"][...])

@@ -21,8 +21,10 @@ from scipy import ndimage as ndi
 MASK_TASK = "caredask-mask"
 
 __all__ = [
+    "above_mask",
     "border_slices",
     "box_dilate",
+    "box_dilate_mask",
     "dilate_above",
     "dilate_above_mask",
     "erode_mask",
@@ -124,21 +126,35 @@ def _halo(size: Sequence[int]) -> tuple[int, ...]:
     return tuple(s // 2 for s in size)
 
 
-def dilate_above_mask(y: da.Array, threshold: np.floating, patch_size: Sequence[int]) -> da.Array:
-    """Dask twin of csbdeep's ``no_background_patches`` mask for a given threshold."""
-    thr = threshold
-    size = filter_size(patch_size)
-    cval = bool(np.float32(0) > thr)
-    return y.map_overlap(
-        dilate_above,
+def above_mask(y: da.Array, threshold: np.floating) -> da.Array:
+    """Dask twin of ``y > threshold`` as csbdeep compares (float32), one map_blocks."""
+    return da.map_blocks(
+        _above, y, dtype=bool, meta=np.empty((0,) * y.ndim, dtype=bool), threshold=threshold
+    )
+
+
+def box_dilate_mask(mask: da.Array, size: Sequence[int], cval: bool) -> da.Array:
+    """Dask twin of :func:`box_dilate` (a boolean stencil with a fixed halo)."""
+    return mask.map_overlap(
+        box_dilate,
         depth=_halo(size),
         boundary="none",
         dtype=bool,
-        meta=np.empty((0,) * y.ndim, dtype=bool),
-        threshold=thr,
-        size=size,
+        meta=np.empty((0,) * mask.ndim, dtype=bool),
+        size=tuple(size),
         cval=cval,
     )
+
+
+def dilate_above_mask(y: da.Array, threshold: np.floating, patch_size: Sequence[int]) -> da.Array:
+    """Dask twin of csbdeep's ``no_background_patches`` mask for a given threshold.
+
+    The comparison runs blockwise first (fused with the read), so the stencil's halos and the
+    chunks it keeps until their neighbours are done are booleans: half the bytes of 16-bit data
+    (an eighth of float64) held and copied.
+    """
+    size = filter_size(patch_size)
+    return box_dilate_mask(above_mask(y, threshold), size, bool(np.float32(0) > threshold))
 
 
 def erode_pixel_mask(mask: da.Array, patch_size: Sequence[int]) -> da.Array:
