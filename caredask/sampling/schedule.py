@@ -206,10 +206,6 @@ def batch_cost(
     return voxels // 8 + pieces + 3 * chunk * min(threads, n_chunks)
 
 
-WAKE_S = 0.25
-"""Longest a blocking wait on running batches goes without running signal handlers."""
-
-
 class InFlight:
     """Runs batches in client threads while their estimated costs fit in ``budget``.
 
@@ -234,15 +230,9 @@ class InFlight:
     def _finished(self, block: bool) -> Iterator[Any]:
         if not self.running:
             return
-        # Blocking waits wake every WAKE_S: Python runs a Ctrl-C handler only in the main
-        # thread, between bytecodes, and a signal the OS delivers to another thread does not
-        # interrupt the main thread's lock wait, so an endless wait could sit out a Ctrl-C.
-        while True:
-            done, _ = cf.wait(
-                list(self.running), timeout=WAKE_S if block else 0, return_when=cf.FIRST_COMPLETED
-            )
-            if done or not block:
-                break
+        done, _ = cf.wait(
+            list(self.running), timeout=None if block else 0, return_when=cf.FIRST_COMPLETED
+        )
         for fut in done:
             self.running.pop(fut)
             yield fut.result()
