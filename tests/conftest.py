@@ -44,3 +44,21 @@ def blob_pair(shape, seed, dtype=np.uint16, channels=None):
 
 def channels_axis_default(ndim):
     return 0
+
+
+@pytest.fixture
+def sigint_deliverable():
+    """Let CLI children started in the test act on Ctrl-C even if this process ignores it.
+
+    A shell starts background jobs (``pytest ... &``) with SIGINT ignored, and a child
+    inherits an ignored signal across ``exec``; a handler is reset to the default instead, so
+    with one installed here the child's Python turns SIGINT into KeyboardInterrupt as usual.
+    """
+    import signal
+
+    old = signal.getsignal(signal.SIGINT)
+    if old == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if old == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, old)

@@ -296,7 +296,7 @@ def test_error_is_the_last_thing_on_screen(data: Path, tmp_path: Path) -> None:
     assert last.startswith("caredask: error:") and "\r" not in last, repr(r.stdout[-300:])
 
 
-def test_ctrl_c_one_line_exit_130(tmp_path: Path) -> None:
+def test_ctrl_c_one_line_exit_130(tmp_path: Path, sigint_deliverable: None) -> None:
     write_tiff_pairs(tmp_path / "d", 3, (32, 256, 256), seed=1)
     out = tmp_path / "x.zarr"
     p = subprocess.Popen(

@@ -131,7 +131,9 @@ BIG_JOB = "patches big --axes ZYX --patch-size 16 64 64 -k 400 --scheduler synch
 
 
 @pytest.mark.parametrize("out", ["out.npz", "out.zarr"])
-def test_ctrl_c_one_line_saying_what_was_removed(tmp_path: Path, out: str) -> None:
+def test_ctrl_c_one_line_saying_what_was_removed(
+    tmp_path: Path, out: str, sigint_deliverable: None
+) -> None:
     write_tiff_pairs(tmp_path / "big", 6, (32, 192, 192), seed=1)
     proc = subprocess.Popen(
         [sys.executable, "-m", "caredask.cli.main", *BIG_JOB.split(), out],
