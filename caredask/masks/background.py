@@ -59,9 +59,8 @@ def _padded(
 ) -> tuple[np.ndarray, tuple[slice, ...]]:
     """A boolean buffer padded by each window (``h//2`` before, ``h - h//2 - 1`` after) and
     filled with ``cval``, and the slices of the unpadded region inside it."""
-    before = [int(h) // 2 if h > 1 else 0 for h in size]
-    padded = tuple(n + max(int(h) - 1, 0) for n, h in zip(shape, size, strict=True))
-    inner = tuple(slice(b, b + n) for b, n in zip(before, shape, strict=True))
+    padded = tuple(n + int(h) - 1 for n, h in zip(shape, size, strict=True))
+    inner = tuple(slice(int(h) // 2, int(h) // 2 + n) for n, h in zip(shape, size, strict=True))
     return np.full(padded, cval, dtype=bool), inner
 
 

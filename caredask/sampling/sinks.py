@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..writers.zarr_store import RowWriter, TrainingDataWriter
+from ..writers.zarr_store import TrainingDataWriter
 from .extract import to_output_layout
 from .pipeline import Item
 
@@ -104,7 +104,6 @@ class ZarrSink:
             resume=resume,
         )
         self.rows = _Rows(k, perm)
-        self.targets = (RowWriter(self.writer.X), RowWriter(self.writer.Y))
         self.k = k
         ndim = len(patch_shape) - (1 if channel is None else 0)
         self.starts = np.zeros((n, ndim), np.int64)
@@ -128,7 +127,7 @@ class ZarrSink:
     def target(self, item: Item) -> tuple[np.ndarray, tuple[Any, Any], str]:
         """The finishing tasks write the item's rows of ``X`` and ``Y``."""
         w = self.writer
-        return self.rows.of(item.index), self.targets, str(w.partial_path)
+        return self.rows.of(item.index), w.targets, str(w.partial_path)
 
     def accept(self, item: Item, results: list[int]) -> None:
         """All rows of ``item`` are written: record it (durably, for resuming)."""

@@ -73,17 +73,15 @@ class RowWriter:
 
     def write(self, rows: np.ndarray, data: np.ndarray) -> None:
         """Store ``data[i]`` as row ``rows[i]`` (rows unique; ``data`` float32)."""
-        if self.fast is None:
-            self.exact.oindex[rows] = data
-            return
-        self.fast.oindex[rows] = data
-        empty = ~data.reshape(len(rows), -1).any(axis=1)
-        if empty.any():
-            self.exact.oindex[rows[empty]] = data[empty]
+        (self.fast or self.exact).oindex[rows] = data
+        if self.fast is not None:
+            empty = ~data.reshape(len(rows), -1).any(axis=1)
+            if empty.any():
+                self.exact.oindex[rows[empty]] = data[empty]
 
     def __setitem__(self, key: tuple[slice, ...], data: np.ndarray) -> None:
         """``da.store`` target: ``key`` selects whole rows (its other slices are full)."""
-        self.write(np.arange(self.exact.shape[0])[key[0]], np.asarray(data))
+        self.write(np.arange(*key[0].indices(self.exact.shape[0])), np.asarray(data))
 
 
 def _local_path(path: str | os.PathLike[str]) -> Path:
@@ -136,7 +134,9 @@ class TrainingDataWriter:
     Use it as a context manager: an exception inside the ``with`` block removes the temporary
     store, and a normal exit calls :meth:`close`. Writes are thread-safe for distinct rows; the
     arrays :attr:`X` and :attr:`Y` are picklable, so they can also be targets of ``da.store``
-    (with dask chunks covering whole rows and ``lock=False``).
+    (with dask chunks covering whole rows and ``lock=False``); so are :attr:`targets`, their
+    :class:`RowWriter` pair (written with ``zarrs`` when it is in use), which :meth:`write`
+    and the pipeline's finishing tasks use.
     """
 
     def __init__(
@@ -179,6 +179,8 @@ class TrainingDataWriter:
             )
             self.X = self._create("X", x_shape)
             self.Y = self._create("Y", y_shape)
+        # opened once per writer (and per worker that unpickles them), not per write
+        self.targets = (RowWriter(self.X), RowWriter(self.Y))
 
     def _resume(self, job: dict[str, Any]) -> bool:
         """Reopen an interrupted ``.partial`` store of the same job; refuse another job's."""
@@ -273,15 +275,16 @@ class TrainingDataWriter:
         if self._closed:
             raise InputError(f"writer for {self.path} is closed; open a new TrainingDataWriter")
         idx = self._check_rows(rows)
-        for name, data, arr in (("X", X, self.X), ("Y", Y, self.Y)):
+        for name, data, target in zip("XY", (X, Y), self.targets, strict=True):
             data = np.asarray(data, dtype=np.float32)
-            if data.shape != (idx.size, *arr.shape[1:]):
+            row_shape = target.exact.shape[1:]
+            if data.shape != (idx.size, *row_shape):
                 raise InputError(
-                    f"{name} has shape {data.shape}, expected {(idx.size, *arr.shape[1:])} "
+                    f"{name} has shape {data.shape}, expected {(idx.size, *row_shape)} "
                     f"for {idx.size} rows of {self.path}"
                 )
             if idx.size:
-                RowWriter(arr).write(idx, data)
+                target.write(idx, data)
 
     def _check_rows(self, rows: ArrayLike) -> np.ndarray:
         """Return ``rows`` as int64 after checking they are 1-d, unique and in range."""
@@ -440,7 +443,7 @@ def _store_dask(X: Any, Y: Any, writer: TrainingDataWriter) -> None:
     import dask.array as da
 
     sources: list[Any] = []
-    targets: list[Any] = [RowWriter(writer.X), RowWriter(writer.Y)]
+    targets: list[Any] = list(writer.targets)
     for a in (X, Y):
         a = da.asarray(a).astype(np.float32)
         sources.append(a.rechunk({i: -1 for i in range(1, a.ndim)}))
